@@ -1,0 +1,65 @@
+//! `sightline`: one binary for the whole life of industrial visual-inspection models.
+//!
+//! Each subcommand lives in its own module under `commands/` and is a thin layer over the
+//! library crates: parse arguments, call a service function, print a human table or `--json`.
+
+mod commands;
+mod ctx;
+
+use clap::{Parser, Subcommand};
+
+/// Sightline: datasets, training, evaluation, registry and serving for inspection models.
+#[derive(Debug, Parser)]
+#[command(name = "sightline", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: ctx::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate project manifests (models/configs/*.yaml).
+    Config(commands::config::Args),
+    /// Create, update and inspect projects and their label sets.
+    Project(commands::project::Args),
+    /// Ingest, version, diff and export datasets.
+    Dataset(commands::dataset::Args),
+    /// Run a checkpoint on images (segmentation or classification).
+    Predict(commands::predict::Args),
+    /// COCO box/mask evaluation of a detections file: a drop-in for pycocotools.
+    EvalCoco(commands::eval_coco::Args),
+    /// Benchmarks that print figures and ratios (see docs/perf.md).
+    Bench(commands::bench::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    ctx::init_tracing(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let ctx = ctx::Ctx::from_global(&cli.global)?;
+        match cli.command {
+            Command::Config(args) => commands::config::run(args, &ctx).await,
+            Command::Project(args) => commands::project::run(args, &ctx).await,
+            Command::Dataset(args) => commands::dataset::run(args, &ctx).await,
+            Command::Predict(args) => commands::predict::run(args, &ctx).await,
+            Command::EvalCoco(args) => commands::eval_coco::run(args, &ctx).await,
+            Command::Bench(args) => commands::bench::run(args, &ctx).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Datasets: COCO/VOC/YOLO/image-folder import and export, one annotation model, content-addressed DVC-compatible versions, diff and stats.
