@@ -1,0 +1,1 @@
+//! Training pipelines: YOLOv8-seg detector and MobileNetV3 classifier, data loading and augmentation, losses, optimisers, experiments.
