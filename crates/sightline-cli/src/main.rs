@@ -26,6 +26,8 @@ enum Command {
     Project(commands::project::Args),
     /// Ingest, version, diff and export datasets.
     Dataset(commands::dataset::Args),
+    /// Train a detector (YOLOv8-seg) or classifier (MobileNetV3) from a manifest.
+    Train(commands::train::Args),
     /// Run a checkpoint on images (segmentation or classification).
     Predict(commands::predict::Args),
     /// COCO box/mask evaluation of a detections file: a drop-in for pycocotools.
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
             Command::Config(args) => commands::config::run(args, &ctx).await,
             Command::Project(args) => commands::project::run(args, &ctx).await,
             Command::Dataset(args) => commands::dataset::run(args, &ctx).await,
+            Command::Train(args) => commands::train::run(args, &ctx).await,
             Command::Predict(args) => commands::predict::run(args, &ctx).await,
             Command::EvalCoco(args) => commands::eval_coco::run(args, &ctx).await,
             Command::Bench(args) => commands::bench::run(args, &ctx).await,

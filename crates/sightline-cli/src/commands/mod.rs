@@ -6,3 +6,4 @@ pub mod dataset;
 pub mod eval_coco;
 pub mod predict;
 pub mod project;
+pub mod train;
