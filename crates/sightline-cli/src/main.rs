@@ -32,6 +32,12 @@ enum Command {
     Predict(commands::predict::Args),
     /// COCO box/mask evaluation of a detections file: a drop-in for pycocotools.
     EvalCoco(commands::eval_coco::Args),
+    /// Register a checkpoint as an immutable model version with a deployment bundle.
+    Register(commands::register::Args),
+    /// List, inspect, alias and promote model versions.
+    Model(commands::model::Args),
+    /// Start the HTTP API, inference service and web UI.
+    Serve(commands::serve::Args),
     /// Benchmarks that print figures and ratios (see docs/perf.md).
     Bench(commands::bench::Args),
 }
@@ -55,6 +61,9 @@ fn main() -> std::process::ExitCode {
             Command::Train(args) => commands::train::run(args, &ctx).await,
             Command::Predict(args) => commands::predict::run(args, &ctx).await,
             Command::EvalCoco(args) => commands::eval_coco::run(args, &ctx).await,
+            Command::Register(args) => commands::register::run(args, &ctx).await,
+            Command::Model(args) => commands::model::run(args, &ctx).await,
+            Command::Serve(args) => commands::serve::run(args, &ctx).await,
             Command::Bench(args) => commands::bench::run(args, &ctx).await,
         }
     });

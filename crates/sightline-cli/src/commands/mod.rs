@@ -5,5 +5,8 @@ pub mod config;
 pub mod dataset;
 pub mod eval_coco;
 pub mod predict;
+pub mod model;
 pub mod project;
+pub mod register;
+pub mod serve;
 pub mod train;
