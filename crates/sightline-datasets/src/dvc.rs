@@ -1,0 +1,460 @@
+//! DVC 3 compatible content-addressed object store.
+//!
+//! Layout (same for a DVC 3 cache and a DVC 3 remote): every file is stored once at
+//! `files/md5/<2 hex>/<30 hex>`; a directory is a `.dir` object whose content is the JSON list
+//! `[{"md5": …, "relpath": …}, …]` sorted by relpath and serialised like Python's
+//! `json.dumps(sort_keys=True)` (`", "` / `": "` separators, non-ASCII escaped), whose md5
+//! plus the suffix `.dir` is the directory's id. Writes go to a temporary file in the store
+//! and are renamed into place, so a crash never leaves a partial object.
+//!
+//! Hashing runs in parallel (rayon) and skips unchanged files through a `(path, size, mtime)`
+//! cache kept next to the objects.
+
+use crate::error::{DatasetError, Result};
+use fs_err as fs;
+use md5::{Digest, Md5};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One file of a directory manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// `/`-separated path relative to the directory.
+    pub relpath: String,
+    /// Hex md5 of the content.
+    pub md5: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// md5 of a file's content and its size.
+pub fn md5_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = fs::File::open(path)?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((hex::encode(h.finalize()), size))
+}
+
+/// md5 of bytes.
+pub fn md5_bytes(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+/// Write `s` as a JSON string literal exactly like Python's `json.dumps` (ensure_ascii).
+fn py_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e && (c as u32) != 0x7f => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The bytes of a `.dir` object for `entries` (sorted by relpath here), as DVC 3 writes them.
+pub fn dir_object_bytes(entries: &[FileEntry]) -> Vec<u8> {
+    let mut sorted: Vec<&FileEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.relpath.cmp(&b.relpath));
+    let mut s = String::from("[");
+    for (i, e) in sorted.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str("{\"md5\": ");
+        py_json_str(&mut s, &e.md5);
+        s.push_str(", \"relpath\": ");
+        py_json_str(&mut s, &e.relpath);
+        s.push('}');
+    }
+    s.push(']');
+    s.into_bytes()
+}
+
+/// The DVC id of a directory: md5 of its `.dir` object plus `.dir`.
+pub fn dir_id(entries: &[FileEntry]) -> String {
+    format!("{}.dir", md5_bytes(&dir_object_bytes(entries)))
+}
+
+/// Parse a `.dir` object back into `(md5, relpath)` pairs.
+pub fn parse_dir_object(bytes: &[u8]) -> Result<Vec<(String, String)>> {
+    #[derive(Deserialize)]
+    struct E {
+        md5: String,
+        relpath: String,
+    }
+    let v: Vec<E> = serde_json::from_slice(bytes)?;
+    Ok(v.into_iter().map(|e| (e.md5, e.relpath)).collect())
+}
+
+fn check_oid(oid: &str) -> Result<&str> {
+    let hex = oid.strip_suffix(".dir").unwrap_or(oid);
+    if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(DatasetError::NotFound(format!(
+            "not an md5 object id: {oid:?}"
+        )))
+    }
+}
+
+/// A DVC 3 object store rooted at a folder (a cache or a local remote).
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    root: PathBuf,
+}
+
+impl ObjectStore {
+    /// Store at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of object `oid` (`abc…` or `abc….dir`): `files/md5/ab/c…`.
+    pub fn object_path(&self, oid: &str) -> Result<PathBuf> {
+        check_oid(oid)?;
+        Ok(self
+            .root
+            .join("files")
+            .join("md5")
+            .join(&oid[..2])
+            .join(&oid[2..]))
+    }
+
+    /// Whether object `oid` is present.
+    pub fn contains(&self, oid: &str) -> bool {
+        self.object_path(oid).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    fn tmp_dir(&self) -> Result<PathBuf> {
+        let d = self.root.join("tmp");
+        fs::create_dir_all(&d)?;
+        Ok(d)
+    }
+
+    /// Store bytes under `oid` atomically unless already present.
+    pub fn put_bytes(&self, oid: &str, data: &[u8]) -> Result<()> {
+        let dst = self.object_path(oid)?;
+        if dst.is_file() {
+            return Ok(());
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()?)?;
+        tmp.write_all(data)?;
+        tmp.as_file().sync_all()?;
+        self.publish(tmp, &dst)
+    }
+
+    /// Copy file `src` (whose md5 is `oid`) into the store atomically unless already present.
+    pub fn put_file(&self, oid: &str, src: &Path) -> Result<()> {
+        let dst = self.object_path(oid)?;
+        if dst.is_file() {
+            return Ok(());
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()?)?;
+        let mut f = fs::File::open(src)?;
+        std::io::copy(&mut f, tmp.as_file_mut())?;
+        tmp.as_file().sync_all()?;
+        self.publish(tmp, &dst)
+    }
+
+    fn publish(&self, tmp: tempfile::NamedTempFile, dst: &Path) -> Result<()> {
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        tmp.persist(dst).map_err(|e| {
+            DatasetError::Io(std::io::Error::new(
+                e.error.kind(),
+                format!("cannot store object {}: {}", dst.display(), e.error),
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Read object `oid`.
+    pub fn read(&self, oid: &str) -> Result<Vec<u8>> {
+        let p = self.object_path(oid)?;
+        if !p.is_file() {
+            return Err(DatasetError::NotFound(format!(
+                "object {oid} is missing from {}",
+                self.root.display()
+            )));
+        }
+        Ok(fs::read(p)?)
+    }
+
+    /// Store a directory manifest as a `.dir` object; returns its id (`….dir`).
+    pub fn put_dir(&self, entries: &[FileEntry]) -> Result<String> {
+        let bytes = dir_object_bytes(entries);
+        let oid = format!("{}.dir", md5_bytes(&bytes));
+        self.put_bytes(&oid, &bytes)?;
+        Ok(oid)
+    }
+
+    /// Read a `.dir` object: `(md5, relpath)` pairs.
+    pub fn read_dir(&self, oid: &str) -> Result<Vec<(String, String)>> {
+        parse_dir_object(&self.read(oid)?)
+    }
+
+    /// Copy a directory object and all its files into another store (e.g. a DVC cache or remote).
+    pub fn copy_dir_to(&self, oid: &str, other: &ObjectStore) -> Result<()> {
+        let entries = self.read_dir(oid)?;
+        entries.par_iter().try_for_each(|(md5, _)| -> Result<()> {
+            other.put_file(md5, &self.object_path(md5)?)
+        })?;
+        other.put_bytes(oid, &self.read(oid)?)
+    }
+
+    /// Materialize directory `oid` at `dest` (which must not exist yet), verifying each file.
+    pub fn checkout_dir(&self, oid: &str, dest: &Path) -> Result<()> {
+        let entries = self.read_dir(oid)?;
+        for (_, rel) in &entries {
+            safe_relpath(rel)?;
+        }
+        entries.par_iter().try_for_each(|(md5, rel)| -> Result<()> {
+            let dst = dest.join(rel);
+            crate::copy_file(&self.object_path(md5)?, &dst)?;
+            Ok(())
+        })
+    }
+}
+
+/// Reject relpaths that could escape the destination folder.
+pub fn safe_relpath(rel: &str) -> Result<()> {
+    let bad = rel.is_empty()
+        || rel.starts_with('/')
+        || rel.contains('\\')
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        Err(DatasetError::Source(format!(
+            "unsafe path in data set: {rel:?}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Cache of file hashes keyed by (absolute path, size, mtime in ns).
+#[derive(Debug, Default)]
+pub struct HashCache {
+    path: Option<PathBuf>,
+    map: Mutex<BTreeMap<String, (u64, i128, String)>>,
+    dirty: Mutex<bool>,
+}
+
+impl HashCache {
+    /// Load the cache at `path` (empty when missing or unreadable).
+    pub fn load(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let map = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            path: Some(path),
+            map: Mutex::new(map),
+            dirty: Mutex::new(false),
+        }
+    }
+
+    /// An in-memory cache.
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    /// md5 and size of `path`, from the cache when size and mtime are unchanged.
+    pub fn hash(&self, path: &Path) -> Result<(String, u64)> {
+        let meta = fs::metadata(path)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(-1);
+        let key = path.to_string_lossy().into_owned();
+        if let Ok(m) = self.map.lock()
+            && let Some((size, mt, md5)) = m.get(&key)
+            && *size == meta.len()
+            && *mt == mtime
+            && mtime >= 0
+        {
+            return Ok((md5.clone(), *size));
+        }
+        let (md5, size) = md5_file(path)?;
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(key, (size, mtime, md5.clone()));
+        }
+        if let Ok(mut d) = self.dirty.lock() {
+            *d = true;
+        }
+        Ok((md5, size))
+    }
+
+    /// Persist the cache if it changed (atomic replace).
+    pub fn save(&self) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let dirty = self.dirty.lock().map(|d| *d).unwrap_or(true);
+        if !dirty {
+            return Ok(());
+        }
+        let bytes = match self.map.lock() {
+            Ok(m) => serde_json::to_vec(&*m)?,
+            Err(_) => return Ok(()),
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(&bytes)?;
+        tmp.persist(path).map_err(|e| DatasetError::Io(e.error))?;
+        Ok(())
+    }
+}
+
+/// Hash every file under `root` in parallel: entries sorted by relpath.
+pub fn hash_tree(root: &Path, cache: &HashCache) -> Result<Vec<FileEntry>> {
+    let mut files = Vec::new();
+    for e in walkdir::WalkDir::new(root).follow_links(false) {
+        let e = e.map_err(|e| DatasetError::Io(std::io::Error::other(e.to_string())))?;
+        if e.file_type().is_file() {
+            files.push(e.into_path());
+        }
+    }
+    let mut entries = files
+        .par_iter()
+        .map(|p| {
+            let (md5, size) = cache.hash(p)?;
+            Ok(FileEntry {
+                relpath: crate::rel_display(root, p),
+                md5,
+                size,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    entries.sort_by(|a, b| a.relpath.cmp(&b.relpath));
+    Ok(entries)
+}
+
+/// Hash the folder `root`, store every file and the `.dir` object; returns (dir id, entries).
+pub fn add_tree(
+    store: &ObjectStore,
+    root: &Path,
+    cache: &HashCache,
+) -> Result<(String, Vec<FileEntry>)> {
+    let entries = hash_tree(root, cache)?;
+    entries
+        .par_iter()
+        .try_for_each(|e| -> Result<()> { store.put_file(&e.md5, &root.join(&e.relpath)) })?;
+    let oid = store.put_dir(&entries)?;
+    Ok((oid, entries))
+}
+
+/// Text of a DVC 3 `.dvc` file for a directory output `path` with id `oid`.
+pub fn dvc_file_text(oid: &str, size: u64, nfiles: usize, path: &str) -> String {
+    format!(
+        "outs:\n- md5: {oid}\n  size: {size}\n  nfiles: {nfiles}\n  hash: md5\n  path: {path}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_json_escaping() {
+        let mut s = String::new();
+        py_json_str(&mut s, "a\"b\\c\né/😀\u{1}\u{7f}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\n\\u00e9/\\ud83d\\ude00\\u0001\u{7f}\"");
+    }
+
+    #[test]
+    fn dir_object_is_sorted_python_json() {
+        let e = |r: &str, m: &str| FileEntry {
+            relpath: r.into(),
+            md5: m.into(),
+            size: 1,
+        };
+        let b = dir_object_bytes(&[e("b/x", "2"), e("a", "1")]);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "[{\"md5\": \"1\", \"relpath\": \"a\"}, {\"md5\": \"2\", \"relpath\": \"b/x\"}]"
+        );
+    }
+
+    #[test]
+    fn store_round_trip_and_dedup() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("a.txt"), b"same").unwrap();
+        fs::write(src.join("sub/b.txt"), b"same").unwrap();
+        let store = ObjectStore::new(t.path().join("store"));
+        let (oid, entries) = add_tree(&store, &src, &HashCache::in_memory()).unwrap();
+        assert!(oid.ends_with(".dir"));
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].md5, md5_bytes(b"same"));
+        let objs: Vec<_> = walkdir::WalkDir::new(store.root().join("files"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .collect();
+        assert_eq!(objs.len(), 2, "one file object (deduplicated) + one .dir");
+        let out = t.path().join("out");
+        store.checkout_dir(&oid, &out).unwrap();
+        assert_eq!(fs::read(out.join("sub/b.txt")).unwrap(), b"same");
+    }
+
+    #[test]
+    fn unsafe_relpaths_are_refused() {
+        for p in ["../x", "/etc/passwd", "a/../../b", "a//b", ""] {
+            assert!(safe_relpath(p).is_err(), "{p}");
+        }
+        assert!(safe_relpath("a/b.jpg").is_ok());
+    }
+
+    #[test]
+    fn hash_cache_skips_unchanged_and_sees_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, b"one").unwrap();
+        let cache = HashCache::load(t.path().join("cache.json"));
+        assert_eq!(cache.hash(&f).unwrap().0, md5_bytes(b"one"));
+        cache.save().unwrap();
+        let cache = HashCache::load(t.path().join("cache.json"));
+        assert_eq!(cache.map.lock().unwrap().len(), 1);
+        fs::write(&f, b"two!").unwrap();
+        assert_eq!(cache.hash(&f).unwrap().0, md5_bytes(b"two!"));
+    }
+}
