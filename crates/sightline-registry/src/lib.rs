@@ -1,1 +1,19 @@
-//! Model registry: immutable model versions, MLflow-style aliases with promotion gates, checksummed deployment bundles, lineage.
+//! Model registry: immutable model versions, MLflow-style aliases with promotion gates,
+//! checksummed deployment bundles, lineage.
+//!
+//! - [`bundle`]: the deployment bundle (weights + `bundle.json` with checksums), verified on load.
+//! - [`model`]: registry records (model versions, evaluations, aliases, lineage).
+//! - [`gates`]: promotion gates (business rules, `--min-map`, `--min-accuracy`).
+
+pub mod bundle;
+pub mod error;
+pub mod gates;
+pub mod model;
+pub mod time;
+
+pub use bundle::{Bundle, BundleFile, BundleManifest, Preprocessing};
+pub use error::RegistryError;
+pub use gates::Gates;
+pub use model::{
+    Alias, AliasEvent, Evaluation, EvaluationSummary, Lineage, ModelVersion, NewModelVersion,
+};
