@@ -1,1 +1,8 @@
-//! Training pipelines: YOLOv8-seg detector and MobileNetV3 classifier, data loading and augmentation, losses, optimisers, experiments.
+//! Training pipelines: YOLOv8-seg detector and MobileNetV3 classifier, data loading and
+//! augmentation, losses, optimisers, experiments.
+//!
+//! - [`rng`]: the fixed, seedable generator behind every random choice (reproducible runs).
+//! - [`augment`]: image + instance augmentations that keep masks aligned (detector and classifier).
+
+pub mod augment;
+pub mod rng;
