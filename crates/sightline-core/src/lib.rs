@@ -1,1 +1,19 @@
-//! Domain types shared by every Sightline crate: project manifests (schema, validation with file/line/column), labels, tasks and layered settings.
+//! Domain types shared by every Sightline crate: project manifests (schema, validation with
+//! file/line/column), labels, tasks and layered settings.
+//!
+//! - [`Manifest`]: a validated `models/configs/*.yaml` ([`Manifest::load`], [`Manifest::parse`]).
+//! - [`Settings`]: defaults < `sightline.toml` < `SIGHTLINE_*` environment < flags.
+//! - [`Diagnostics`]: `file:line:column: message` errors.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod diagnostics;
+pub mod manifest;
+pub mod settings;
+
+pub use diagnostics::{Diagnostic, Diagnostics, Position};
+pub use manifest::{
+    Augmentation, BusinessRules, DEFAULT_THRESHOLD, Hyperparameters, Manifest, ManifestError,
+    ModelConfig, ModelName, Optimizer, Task, Thresholds, Weights, YoloScale,
+};
+pub use settings::{ArtifactSettings, S3Settings, Settings, SettingsError, SettingsLayer};
