@@ -3,6 +3,8 @@
 //!
 //! - [`rng`]: the fixed, seedable generator behind every random choice (reproducible runs).
 //! - [`augment`]: image + instance augmentations that keep masks aligned (detector and classifier).
+//! - [`yolo`]: YOLOv8-seg assigner and losses.
 
 pub mod augment;
 pub mod rng;
+pub mod yolo;
