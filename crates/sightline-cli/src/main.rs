@@ -38,6 +38,8 @@ enum Command {
     Model(commands::model::Args),
     /// Start the HTTP API, inference service and web UI.
     Serve(commands::serve::Args),
+    /// The demo project: synthetic data and the whole lifecycle.
+    Demo(commands::demo::Args),
     /// Benchmarks that print figures and ratios (see docs/perf.md).
     Bench(commands::bench::Args),
 }
@@ -67,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Register(args) => commands::register::run(args, &ctx).await,
             Command::Model(args) => commands::model::run(args, &ctx).await,
             Command::Serve(args) => commands::serve::run(args, &ctx).await,
+            Command::Demo(args) => commands::demo::run(args, &ctx).await,
             Command::Bench(args) => commands::bench::run(args, &ctx).await,
         }
     });

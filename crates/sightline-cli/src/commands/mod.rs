@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod config;
 pub mod dataset;
+pub mod demo;
 pub mod eval_coco;
 pub mod model;
 pub mod predict;
