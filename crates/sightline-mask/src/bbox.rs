@@ -1,0 +1,45 @@
+//! Box IoU (pycocotools `bbIou`) on `[x, y, w, h]` boxes.
+
+/// IoU of a detection box with a ground-truth box, both `[x, y, w, h]`. With `gt_crowd` the union is the
+/// detection's own area (pycocotools' crowd convention). Boxes that do not overlap give `0.0`.
+pub fn box_iou(dt: &[f64; 4], gt: &[f64; 4], gt_crowd: bool) -> f64 {
+    let w = (dt[2] + dt[0]).min(gt[2] + gt[0]) - dt[0].max(gt[0]);
+    if w <= 0.0 {
+        return 0.0;
+    }
+    let h = (dt[3] + dt[1]).min(gt[3] + gt[1]) - dt[1].max(gt[1]);
+    if h <= 0.0 {
+        return 0.0;
+    }
+    let i = w * h;
+    let da = dt[2] * dt[3];
+    let u = if gt_crowd { da } else { da + gt[2] * gt[3] - i };
+    i / u
+}
+
+/// IoU of every detection box with every ground-truth box, row-major `dt.len() × gt.len()`.
+pub fn box_iou_matrix(dt: &[[f64; 4]], gt: &[[f64; 4]], gt_crowd: &[bool]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(dt.len() * gt.len());
+    for d in dt {
+        for (g, gb) in gt.iter().enumerate() {
+            out.push(box_iou(d, gb, gt_crowd.get(g).copied().unwrap_or(false)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_cases() {
+        let a = [0.0, 0.0, 10.0, 10.0];
+        let b = [5.0, 0.0, 10.0, 10.0];
+        assert!((box_iou(&a, &b, false) - 50.0 / 150.0).abs() < 1e-12);
+        assert!((box_iou(&a, &b, true) - 0.5).abs() < 1e-12);
+        assert_eq!(box_iou(&a, &[10.0, 0.0, 5.0, 5.0], false), 0.0);
+        assert_eq!(box_iou_matrix(&[a, b], &[a], &[]), vec![1.0, 50.0 / 150.0]);
+    }
+}
