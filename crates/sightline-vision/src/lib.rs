@@ -1,1 +1,24 @@
-//! Vision models in Burn (YOLOv8-seg, MobileNetV3) and the inference pipeline shared by CLI, evaluation and server: preprocessing, decoding, NMS, masks.
+//! Vision models in Burn (YOLOv8-seg, MobileNetV3) and the inference pipeline shared by CLI,
+//! evaluation and server: preprocessing, decoding, NMS, masks.
+//!
+//! - [`backend`]: the compute backend seam (Burn `flex` CPU by default, CUDA with a feature).
+//! - [`weights`]: named f32 tensors, the neutral form checkpoints are loaded into.
+//! - [`yolo`]: the YOLOv8-seg network.
+//! - [`preprocess`], [`postprocess`], [`segment`]: the segmentation inference pipeline
+//!   ([`segment::Segmenter`]).
+//! - [`checkpoint`]: checkpoint files → tensors and task.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod error;
+pub mod overlay;
+pub mod postprocess;
+pub mod preprocess;
+pub mod segment;
+pub mod weights;
+pub mod yolo;
+
+pub use error::{Result, VisionError};
+
+/// The Burn version the models are written against, for callers that build tensors.
+pub use burn;

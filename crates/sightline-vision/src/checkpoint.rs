@@ -1,0 +1,58 @@
+//! Checkpoint files → models: reads any checkpoint `sightline-torch` understands (Ultralytics
+//! `.pt`, torchvision `.pth`, safetensors) and tells which task it holds.
+
+use std::path::Path;
+
+pub use sightline_torch::Checkpoint;
+
+use crate::error::{Result, VisionError};
+use crate::weights::{NamedTensor, TensorMap};
+
+/// What a checkpoint's model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Instance segmentation (YOLOv8-seg).
+    Segment,
+    /// Image classification (MobileNetV3).
+    Classify,
+}
+
+/// Reads a checkpoint file.
+pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
+    sightline_torch::load(path).map_err(|e| VisionError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The task of a checkpoint: its metadata when it says so, else recognised from tensor names.
+pub fn task_of(ckpt: &Checkpoint) -> Option<Task> {
+    match ckpt.meta.task.as_deref() {
+        Some("segment") => return Some(Task::Segment),
+        Some("classify") => return Some(Task::Classify),
+        _ => {}
+    }
+    if ckpt.get("model.22.proto.cv1.conv.weight").is_some() {
+        Some(Task::Segment)
+    } else if ckpt.tensors.keys().any(|k| k.starts_with("classifier.")) {
+        Some(Task::Classify)
+    } else {
+        None
+    }
+}
+
+/// The checkpoint's tensors as a [`TensorMap`] (moves the data).
+pub fn into_tensor_map(ckpt: Checkpoint) -> TensorMap {
+    ckpt.tensors
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name,
+                NamedTensor {
+                    shape: t.shape,
+                    data: t.data,
+                },
+            )
+        })
+        .collect()
+}
