@@ -6,5 +6,6 @@
 //! - [`yolo`]: YOLOv8-seg assigner and losses.
 
 pub mod augment;
+pub mod error;
 pub mod rng;
 pub mod yolo;

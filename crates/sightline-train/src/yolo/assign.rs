@@ -33,7 +33,14 @@ pub struct AssignerConfig {
 impl AssignerConfig {
     /// YOLOv8 defaults for `num_classes` classes.
     pub fn yolov8(num_classes: usize) -> Self {
-        Self { topk: 10, num_classes, alpha: 0.5, beta: 6.0, stride_val: 16.0, eps: 1e-9 }
+        Self {
+            topk: 10,
+            num_classes,
+            alpha: 0.5,
+            beta: 6.0,
+            stride_val: 16.0,
+            eps: 1e-9,
+        }
     }
 }
 
@@ -80,7 +87,11 @@ pub fn assign(
     let na = anchors.len();
     let nc = cfg.num_classes;
     let ng = gts.len();
-    let mut out = Assignment { fg: vec![false; na], gt_index: vec![0; na], scores: vec![0.0; na * nc] };
+    let mut out = Assignment {
+        fg: vec![false; na],
+        gt_index: vec![0; na],
+        scores: vec![0.0; na * nc],
+    };
     if ng == 0 || na == 0 {
         return out;
     }
@@ -97,7 +108,8 @@ pub fn assign(
         let class = gt.class.min(nc.saturating_sub(1));
         for (a, p) in anchors.iter().enumerate() {
             let eps = 1e-9;
-            let inside = p[0] - ex1 > eps && p[1] - ey1 > eps && ex2 - p[0] > eps && ey2 - p[1] > eps;
+            let inside =
+                p[0] - ex1 > eps && p[1] - ey1 > eps && ex2 - p[0] > eps && ey2 - p[1] > eps;
             if !inside {
                 continue;
             }
@@ -154,7 +166,9 @@ pub fn assign(
         }
     }
     for a in 0..na {
-        let Some(g) = (0..ng).find(|&g| pos[g * na + a]) else { continue };
+        let Some(g) = (0..ng).find(|&g| pos[g * na + a]) else {
+            continue;
+        };
         out.fg[a] = true;
         out.gt_index[a] = g;
         let norm = metric[g * na + a] * max_iou[g] / (max_metric[g] + cfg.eps);
@@ -170,7 +184,10 @@ mod tests {
     use std::f64::consts::PI;
 
     fn cfg(topk: usize, nc: usize) -> AssignerConfig {
-        AssignerConfig { topk, ..AssignerConfig::yolov8(nc) }
+        AssignerConfig {
+            topk,
+            ..AssignerConfig::yolov8(nc)
+        }
     }
 
     /// Hand formula for CIoU of gt [0,0,32,32] and prediction [0,0,32,16].
@@ -183,12 +200,15 @@ mod tests {
     fn top_k_positives_inside_the_box_with_normalised_scores() {
         // anchors: three inside gt [0,0,32,32], one outside
         let anchors = [[8.0, 8.0], [24.0, 8.0], [8.0, 24.0], [40.0, 8.0]];
-        let gt = [GtBox { class: 1, xyxy: [0.0, 0.0, 32.0, 32.0] }];
+        let gt = [GtBox {
+            class: 1,
+            xyxy: [0.0, 0.0, 32.0, 32.0],
+        }];
         let pd_boxes = [
-            [0.0, 0.0, 32.0, 32.0],     // perfect
-            [0.0, 0.0, 32.0, 16.0],     // half
+            [0.0, 0.0, 32.0, 32.0],       // perfect
+            [0.0, 0.0, 32.0, 16.0],       // half
             [100.0, 100.0, 110.0, 110.0], // far: CIoU < 0 -> 0
-            [0.0, 0.0, 32.0, 32.0],     // perfect but outside the gt
+            [0.0, 0.0, 32.0, 32.0],       // perfect but outside the gt
         ];
         // scores (class 0, class 1) per anchor
         let scores = [0.3, 0.81, 0.1, 0.25, 0.2, 0.9, 0.0, 1.0];
@@ -198,7 +218,11 @@ mod tests {
         // metric: anchor 0 = sqrt(0.81) * 1 = 0.9; anchor 1 = sqrt(0.25) * ciou^6
         let m1 = 0.5 * ciou_half().powi(6);
         // normalised: metric * max_iou (1) / max_metric (0.9)
-        assert!((f64::from(a.scores[1]) - 1.0).abs() < 1e-5, "{}", a.scores[1]);
+        assert!(
+            (f64::from(a.scores[1]) - 1.0).abs() < 1e-5,
+            "{}",
+            a.scores[1]
+        );
         assert!((f64::from(a.scores[3]) - m1 / 0.9).abs() < 1e-6);
         assert_eq!((a.scores[0], a.scores[2]), (0.0, 0.0));
         assert!(a.scores[4..].iter().all(|&s| s == 0.0));
@@ -208,11 +232,21 @@ mod tests {
     fn anchor_claimed_by_two_boxes_goes_to_the_larger_overlap() {
         let anchors = [[16.0, 16.0], [4.0, 4.0], [36.0, 36.0]];
         let gts = [
-            GtBox { class: 0, xyxy: [0.0, 0.0, 24.0, 24.0] },
-            GtBox { class: 1, xyxy: [8.0, 8.0, 40.0, 40.0] },
+            GtBox {
+                class: 0,
+                xyxy: [0.0, 0.0, 24.0, 24.0],
+            },
+            GtBox {
+                class: 1,
+                xyxy: [8.0, 8.0, 40.0, 40.0],
+            },
         ];
         // anchor 0 predicts something close to gt 1
-        let pd = [[8.0, 8.0, 38.0, 38.0], [0.0, 0.0, 20.0, 20.0], [10.0, 10.0, 40.0, 40.0]];
+        let pd = [
+            [8.0, 8.0, 38.0, 38.0],
+            [0.0, 0.0, 20.0, 20.0],
+            [10.0, 10.0, 40.0, 40.0],
+        ];
         let scores = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
         let a = assign(&cfg(10, 2), &scores, &pd, &anchors, &gts);
         assert_eq!(a.fg, vec![true, true, true]);
@@ -228,19 +262,33 @@ mod tests {
         // 4x4 box centred at (10,10): alone it contains no anchor centre at (4,4); widened to
         // 16x16 ([2,2,18,18]) it does
         let anchors = [[4.0, 4.0], [20.0, 20.0]];
-        let gts = [GtBox { class: 0, xyxy: [8.0, 8.0, 12.0, 12.0] }];
+        let gts = [GtBox {
+            class: 0,
+            xyxy: [8.0, 8.0, 12.0, 12.0],
+        }];
         let pd = [[8.0, 8.0, 12.0, 12.0], [8.0, 8.0, 12.0, 12.0]];
         let a = assign(&cfg(10, 1), &[1.0, 1.0], &pd, &anchors, &gts);
         assert_eq!(a.fg, vec![true, false]);
-        let no_widen = AssignerConfig { stride_val: 0.0, ..cfg(10, 1) };
-        assert_eq!(assign(&no_widen, &[1.0, 1.0], &pd, &anchors, &gts).num_fg(), 0);
+        let no_widen = AssignerConfig {
+            stride_val: 0.0,
+            ..cfg(10, 1)
+        };
+        assert_eq!(
+            assign(&no_widen, &[1.0, 1.0], &pd, &anchors, &gts).num_fg(),
+            0
+        );
     }
 
     #[test]
     fn at_most_top_k_and_nothing_without_ground_truth() {
         // 16 anchors inside one box with increasing scores: the 10 best are positive
-        let anchors: Vec<[f32; 2]> = (0..16).map(|i| [2.0 + 4.0 * (i % 4) as f32, 2.0 + 4.0 * (i / 4) as f32]).collect();
-        let gts = [GtBox { class: 0, xyxy: [0.0, 0.0, 16.0, 16.0] }];
+        let anchors: Vec<[f32; 2]> = (0..16)
+            .map(|i| [2.0 + 4.0 * (i % 4) as f32, 2.0 + 4.0 * (i / 4) as f32])
+            .collect();
+        let gts = [GtBox {
+            class: 0,
+            xyxy: [0.0, 0.0, 16.0, 16.0],
+        }];
         let pd = vec![[0.0, 0.0, 16.0, 16.0]; 16];
         let scores: Vec<f32> = (0..16).map(|i| (i as f32 + 1.0) / 16.0).collect();
         let a = assign(&AssignerConfig::yolov8(1), &scores, &pd, &anchors, &gts);

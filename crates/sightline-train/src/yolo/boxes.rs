@@ -16,7 +16,11 @@ pub struct Level {
 pub fn yolo_levels(imgsz: u32) -> Vec<Level> {
     [8u32, 16, 32]
         .iter()
-        .map(|&s| Level { h: (imgsz / s) as usize, w: (imgsz / s) as usize, stride: s })
+        .map(|&s| Level {
+            h: (imgsz / s) as usize,
+            w: (imgsz / s) as usize,
+            stride: s,
+        })
         .collect()
 }
 
@@ -38,13 +42,24 @@ pub fn make_anchors(levels: &[Level]) -> (Vec<[f32; 2]>, Vec<f32>) {
 
 /// Distances `(l, t, r, b)` from an anchor to a box `[x1, y1, x2, y2]` → box.
 pub fn dist2bbox(d: [f32; 4], anchor: [f32; 2]) -> [f32; 4] {
-    [anchor[0] - d[0], anchor[1] - d[1], anchor[0] + d[2], anchor[1] + d[3]]
+    [
+        anchor[0] - d[0],
+        anchor[1] - d[1],
+        anchor[0] + d[2],
+        anchor[1] + d[3],
+    ]
 }
 
 /// Box `[x1, y1, x2, y2]` → distances `(l, t, r, b)` from the anchor, clamped to
 /// `[0, reg_max - 0.01]` (Ultralytics `bbox2dist` with `reg_max = 15` for 16 bins).
 pub fn bbox2dist(anchor: [f32; 2], b: [f32; 4], reg_max: f32) -> [f32; 4] {
-    [anchor[0] - b[0], anchor[1] - b[1], b[2] - anchor[0], b[3] - anchor[1]].map(|v| v.clamp(0.0, reg_max - 0.01))
+    [
+        anchor[0] - b[0],
+        anchor[1] - b[1],
+        b[2] - anchor[0],
+        b[3] - anchor[1],
+    ]
+    .map(|v| v.clamp(0.0, reg_max - 0.01))
 }
 
 /// Complete IoU of two `xyxy` boxes with Ultralytics' `bbox_iou(..., CIoU=True)` conventions
@@ -88,7 +103,10 @@ mod tests {
         let d = bbox2dist(a, b, 15.0);
         assert_eq!(d, [2.5, 2.5, 4.5, 2.0]);
         assert_eq!(dist2bbox(d, a), b);
-        assert_eq!(bbox2dist(a, [-30.0, 4.0, 5.0, 40.0], 15.0), [14.99, 0.0, 0.5, 14.99]);
+        assert_eq!(
+            bbox2dist(a, [-30.0, 4.0, 5.0, 40.0], 15.0),
+            [14.99, 0.0, 0.5, 14.99]
+        );
     }
 
     #[test]

@@ -3,3 +3,4 @@
 
 pub mod assign;
 pub mod boxes;
+pub mod loss;
