@@ -178,9 +178,8 @@ pub async fn query(
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
-    let from_sql = format!(
-        "FROM inference_log l JOIN projects p ON p.id = l.project_id {where_sql}"
-    );
+    let from_sql =
+        format!("FROM inference_log l JOIN projects p ON p.id = l.project_id {where_sql}");
     let limit = filter.limit.unwrap_or(50).clamp(1, 500);
     let offset = filter.offset.unwrap_or(0).max(0);
     let count_sql = format!("SELECT COUNT(*) {from_sql}");
@@ -208,10 +207,11 @@ pub async fn query(
         let total: i64 = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)))
             .fetch_one(pool)
             .await?;
-        let rows: Vec<InferenceLogRow> =
-            bind_all!(sqlx::query_as::<_, InferenceLogRow>(sqlx::AssertSqlSafe(rows_sql)))
-                .fetch_all(pool)
-                .await?;
+        let rows: Vec<InferenceLogRow> = bind_all!(sqlx::query_as::<_, InferenceLogRow>(
+            sqlx::AssertSqlSafe(rows_sql)
+        ))
+        .fetch_all(pool)
+        .await?;
         Ok((rows, total))
     })
 }

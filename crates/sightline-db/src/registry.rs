@@ -160,7 +160,8 @@ pub async fn find_model_version(
     task: &str,
     version: i64,
 ) -> Result<Option<ModelVersionRow>, DbError> {
-    let sql = format!("SELECT {MODEL_COLUMNS} WHERE p.name = $1 AND mv.task = $2 AND mv.version = $3");
+    let sql =
+        format!("SELECT {MODEL_COLUMNS} WHERE p.name = $1 AND mv.task = $2 AND mv.version = $3");
     Ok(with_pool!(db, |pool| {
         sqlx::query_as::<_, ModelVersionRow>(sqlx::AssertSqlSafe(sql))
             .bind(project)

@@ -4,11 +4,13 @@
 //! - [`bundle`]: the deployment bundle (weights + `bundle.json` with checksums), verified on load.
 //! - [`model`]: registry records (model versions, evaluations, aliases, lineage).
 //! - [`gates`]: promotion gates (business rules, `--min-map`, `--min-accuracy`).
+//! - [`service`]: the workflow over the database and artifact store ([`Registry`]).
 
 pub mod bundle;
 pub mod error;
 pub mod gates;
 pub mod model;
+pub mod service;
 pub mod time;
 
 pub use bundle::{Bundle, BundleFile, BundleManifest, Preprocessing};
@@ -17,3 +19,4 @@ pub use gates::Gates;
 pub use model::{
     Alias, AliasEvent, Evaluation, EvaluationSummary, Lineage, ModelVersion, NewModelVersion,
 };
+pub use service::{NewEvaluation, PRODUCTION, Promotion, RegisterRequest, Registry};
