@@ -22,3 +22,5 @@ pub use error::{Result, VisionError};
 
 /// The Burn version the models are written against, for callers that build tensors.
 pub use burn;
+/// The `image` crate version of the pipeline's image types.
+pub use image;

@@ -399,6 +399,24 @@ pub fn draw_detections(image: &RgbImage, detections: &[Detection]) -> RgbImage {
     img
 }
 
+/// The image with a `text` tag in its top-left corner (classification overlays).
+pub fn draw_tag(image: &RgbImage, text: &str, color: [u8; 3]) -> RgbImage {
+    let mut img = image.clone();
+    let scale = (img.width().max(img.height()) / 400).clamp(1, 4);
+    let pad = i64::from(scale) * 2;
+    let tw = i64::from(text_width(text, scale));
+    fill_rect(
+        &mut img,
+        0,
+        0,
+        tw + 2 * pad,
+        7 * i64::from(scale) + 2 * pad,
+        color,
+    );
+    draw_text(&mut img, pad, pad, text, scale, [255, 255, 255]);
+    img
+}
+
 /// Writes an image as PNG.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     img.save_with_format(path, image::ImageFormat::Png)
@@ -457,5 +475,14 @@ mod tests {
         assert_ne!(out.get_pixel(11, 4).0, [0, 0, 0]);
         // far away: untouched
         assert_eq!(out.get_pixel(39, 0).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn tags_are_drawn_top_left() {
+        let img = RgbImage::from_pixel(50, 20, Rgb([0, 0, 0]));
+        let out = draw_tag(&img, "ok 0.90", [10, 20, 30]);
+        assert_eq!(out.get_pixel(0, 0).0, [10, 20, 30]);
+        assert!(out.pixels().any(|p| p.0 == [255, 255, 255]));
+        assert_eq!(out.get_pixel(49, 19).0, [0, 0, 0]);
     }
 }

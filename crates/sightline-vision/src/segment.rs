@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
-use serde::Serialize;
+use sightline_mask::Rle;
 use sightline_torch::Checkpoint;
 
 use crate::checkpoint::{Task, into_tensor_map, read_checkpoint, task_of};
@@ -67,15 +67,6 @@ impl SegmentSettings {
     }
 }
 
-/// COCO uncompressed RLE (column-major counts, starting with zeros).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rle {
-    /// `[height, width]`.
-    pub size: [usize; 2],
-    /// Alternating run lengths of 0s and 1s.
-    pub counts: Vec<u32>,
-}
-
 /// One detected instance, in original image coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
@@ -92,12 +83,19 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// The mask as COCO uncompressed RLE.
-    pub fn mask_rle(&self) -> Rle {
-        Rle {
-            size: [self.mask.height, self.mask.width],
-            counts: self.mask.rle_counts(),
-        }
+    /// The mask as COCO RLE (column-major runs starting with background), the type the
+    /// evaluation code works on.
+    pub fn mask_rle(&self) -> Result<Rle> {
+        let dim = |v: usize| {
+            u32::try_from(v)
+                .map_err(|_| VisionError::InvalidArgument(format!("image side {v} is too large")))
+        };
+        Rle::new(
+            dim(self.mask.height)?,
+            dim(self.mask.width)?,
+            self.mask.rle_counts(),
+        )
+        .map_err(|e| VisionError::TensorData(format!("mask RLE: {e}")))
     }
 }
 
@@ -364,11 +362,10 @@ mod tests {
                     d.box_xyxy[2] <= img.width() as f32 && d.box_xyxy[3] <= img.height() as f32
                 );
                 assert_eq!(d.mask.width, img.width() as usize);
-                let rle = d.mask_rle();
-                assert_eq!(
-                    rle.counts.iter().sum::<u32>() as usize,
-                    (img.width() * img.height()) as usize
-                );
+                let rle = d.mask_rle().unwrap();
+                assert_eq!((rle.h(), rle.w()), (img.height(), img.width()));
+                assert_eq!(rle.area() as usize, d.mask.area());
+                assert_eq!(rle.decode_row_major(), d.mask.to_dense());
             }
         }
     }
