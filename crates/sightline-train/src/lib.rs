@@ -4,8 +4,10 @@
 //! - [`rng`]: the fixed, seedable generator behind every random choice (reproducible runs).
 //! - [`augment`]: image + instance augmentations that keep masks aligned (detector and classifier).
 //! - [`yolo`]: YOLOv8-seg assigner and losses.
+//! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
 pub mod error;
+pub mod optim;
 pub mod rng;
 pub mod yolo;
