@@ -4,9 +4,11 @@
 //! - [`rng`]: the fixed, seedable generator behind every random choice (reproducible runs).
 //! - [`augment`]: image + instance augmentations that keep masks aligned (detector and classifier).
 //! - [`yolo`]: YOLOv8-seg assigner and losses.
+//! - [`classify`]: classifier loss (label smoothing, class weights).
 //! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
+pub mod classify;
 pub mod error;
 pub mod optim;
 pub mod rng;

@@ -1,0 +1,3 @@
+//! MobileNetV3 classifier training pieces.
+
+pub mod loss;
