@@ -293,7 +293,7 @@ fn parse_segmentation(seg: &Value, w: u32, h: u32) -> std::result::Result<Segmen
                 ));
             }
             let counts = match o.get("counts") {
-                Some(Value::String(s)) => mask_codec::decode_counts_string(s)
+                Some(Value::String(s)) => mask_codec::decode_counts_string(s, h, w)
                     .map_err(|e| format!("compressed RLE counts: {e}"))?,
                 Some(Value::Array(a)) => a
                     .iter()
@@ -368,11 +368,19 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
                 ann_id += 1;
                 let segmentation = inst.segmentation.as_ref().map(|s| match s {
                     Segmentation::Polygons { polygons } => serde_json::json!(polygons),
+                    // Crowd regions keep uncompressed counts (the COCO convention), others
+                    // use the compact string form.
                     Segmentation::Rle {
                         height,
                         width,
                         counts,
-                    } => serde_json::json!({"size": [height, width], "counts": counts}),
+                    } => match (
+                        inst.iscrowd,
+                        mask_codec::encode_counts_string(*height, *width, counts),
+                    ) {
+                        (false, Ok(s)) => serde_json::json!({"size": [height, width], "counts": s}),
+                        _ => serde_json::json!({"size": [height, width], "counts": counts}),
+                    },
                 });
                 let area = match &inst.segmentation {
                     Some(Segmentation::Rle { .. }) => inst

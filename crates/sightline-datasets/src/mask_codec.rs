@@ -1,11 +1,12 @@
 //! Glue between the annotation model and mask geometry.
 //!
-//! Bitmap ↔ uncompressed COCO counts (a plain run-length walk over a column-major scan) and
-//! the palette PNG I/O live here; compressed RLE strings, polygon rasterisation (exactly as
-//! pycocotools) and IoU come from `sightline-mask`.
+//! Row-major bitmaps (what palette PNGs hold) and the PNG I/O live here; RLE encoding and
+//! decoding (uncompressed and compressed strings), polygon rasterisation (exactly as
+//! pycocotools) and mask → polygon tracing come from `sightline-mask`.
 
 use crate::error::{DatasetError, Result};
 use crate::model::Segmentation;
+use sightline_mask::Rle;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -37,68 +38,50 @@ impl Bitmap {
 
     /// Uncompressed COCO counts (column-major, starting with a background run).
     pub fn to_counts(&self) -> Vec<u32> {
-        let (h, w) = (self.height as usize, self.width as usize);
-        let mut counts = Vec::new();
-        let mut cur = 0u8;
-        let mut run = 0u32;
-        for x in 0..w {
-            for y in 0..h {
-                let v = u8::from(self.data[y * w + x] != 0);
-                if v != cur {
-                    counts.push(run);
-                    run = 0;
-                    cur = v;
-                }
-                run += 1;
-            }
-        }
-        counts.push(run);
-        counts
+        self.to_rle().map(Rle::into_counts).unwrap_or_default()
+    }
+
+    /// The mask as a `sightline-mask` RLE.
+    pub fn to_rle(&self) -> Result<Rle> {
+        Rle::encode_row_major(&self.data, self.height, self.width).map_err(mask_err)
     }
 
     /// Mask from uncompressed COCO counts.
     pub fn from_counts(height: u32, width: u32, counts: &[u32]) -> Result<Self> {
-        let (h, w) = (height as usize, width as usize);
-        let mut m = Self::zeros(height, width);
-        let mut pos = 0usize;
-        for (k, &c) in counts.iter().enumerate() {
-            let end = pos + c as usize;
-            if end > h * w {
-                return Err(DatasetError::Format(format!(
-                    "RLE counts exceed the {height}x{width} mask"
-                )));
-            }
-            if k % 2 == 1 {
-                for i in pos..end {
-                    let (x, y) = (i / h, i % h);
-                    m.data[y * w + x] = 1;
-                }
-            }
-            pos = end;
+        let rle = Rle::new(height, width, counts.to_vec()).map_err(mask_err)?;
+        Ok(Self::from_rle(&rle))
+    }
+
+    /// Mask from a `sightline-mask` RLE.
+    pub fn from_rle(rle: &Rle) -> Self {
+        Self {
+            height: rle.h(),
+            width: rle.w(),
+            data: rle.decode_row_major(),
         }
-        Ok(m)
     }
 
     /// Intersection over union with another mask of the same size (0 when both are empty).
     pub fn iou(&self, other: &Bitmap) -> f64 {
-        let mut inter = 0u64;
-        let mut uni = 0u64;
-        for (a, b) in self.data.iter().zip(&other.data) {
-            let (a, b) = (*a != 0, *b != 0);
-            inter += u64::from(a && b);
-            uni += u64::from(a || b);
-        }
-        if uni == 0 {
-            0.0
-        } else {
-            inter as f64 / uni as f64
+        match (self.to_rle(), other.to_rle()) {
+            (Ok(a), Ok(b)) => a.iou(&b, false).max(0.0),
+            _ => 0.0,
         }
     }
 }
 
 /// Decode a COCO compressed RLE string into counts.
-pub fn decode_counts_string(s: &str) -> Result<Vec<u32>> {
-    sightline_mask_decode(s)
+pub fn decode_counts_string(s: &str, height: u32, width: u32) -> Result<Vec<u32>> {
+    Ok(Rle::from_compressed(s, height, width)
+        .map_err(mask_err)?
+        .into_counts())
+}
+
+/// Encode counts as a COCO compressed RLE string.
+pub fn encode_counts_string(height: u32, width: u32, counts: &[u32]) -> Result<String> {
+    Ok(Rle::new(height, width, counts.to_vec())
+        .map_err(mask_err)?
+        .to_compressed())
 }
 
 /// Rasterize a segmentation at `height x width`.
@@ -186,20 +169,21 @@ pub fn voc_palette() -> Vec<u8> {
     pal
 }
 
-fn sightline_mask_decode(s: &str) -> Result<Vec<u32>> {
-    let _ = s;
-    Err(DatasetError::Format(
-        "compressed RLE strings need sightline-mask".into(),
-    ))
+fn mask_err(e: sightline_mask::MaskError) -> DatasetError {
+    DatasetError::Format(e.to_string())
 }
 
 /// Rasterize polygons exactly as pycocotools does.
 pub fn polygons_to_bitmap(polygons: &[Vec<f64>], height: u32, width: u32) -> Result<Bitmap> {
-    let _ = polygons;
-    let _ = (height, width);
-    Err(DatasetError::Format(
-        "polygon rasterisation needs sightline-mask".into(),
+    Ok(Bitmap::from_rle(
+        &Rle::from_polygons(polygons, height, width).map_err(mask_err)?,
     ))
+}
+
+/// Outline polygons of an RLE mask (exact for components without holes).
+pub fn counts_to_polygons(height: u32, width: u32, counts: &[u32]) -> Result<Vec<Vec<f64>>> {
+    let rle = Rle::new(height, width, counts.to_vec()).map_err(mask_err)?;
+    Ok(sightline_mask::mask_to_polygons(&rle, 0.0))
 }
 
 #[cfg(test)]

@@ -290,8 +290,22 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
             if inst.iscrowd {
                 lost_crowd += 1;
             }
-            match &inst.segmentation {
-                Some(Segmentation::Polygons { polygons }) if !polygons.is_empty() => {
+            let traced;
+            let polygons = match &inst.segmentation {
+                Some(Segmentation::Polygons { polygons }) => Some(polygons),
+                Some(Segmentation::Rle {
+                    height,
+                    width,
+                    counts,
+                }) => {
+                    lost_rle += 1;
+                    traced = crate::mask_codec::counts_to_polygons(*height, *width, counts)?;
+                    Some(&traced)
+                }
+                None => None,
+            };
+            match polygons.filter(|p| !p.is_empty()) {
+                Some(polygons) => {
                     if polygons.len() > 1 {
                         lost_multi += 1;
                     }
@@ -308,10 +322,7 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
                     }
                     text.push('\n');
                 }
-                other => {
-                    if matches!(other, Some(Segmentation::Rle { .. })) {
-                        lost_rle += 1;
-                    }
+                None => {
                     if let Some(b) = inst.bbox {
                         text.push_str(&format!(
                             "{cls} {} {} {} {}\n",
@@ -351,7 +362,9 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
         ));
     }
     if lost_rle > 0 {
-        notes.push(format!("YOLO: {lost_rle} RLE mask(s) written as boxes"));
+        notes.push(format!(
+            "YOLO: {lost_rle} RLE mask(s) traced to polygons (holes are filled)"
+        ));
     }
     if lost_crowd > 0 {
         notes.push(format!("YOLO: {lost_crowd} crowd flag(s) dropped"));
