@@ -10,7 +10,9 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod classify;
 pub mod error;
+pub mod mobilenet;
 pub mod overlay;
 pub mod postprocess;
 pub mod preprocess;
