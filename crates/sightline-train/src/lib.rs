@@ -5,10 +5,12 @@
 //! - [`augment`]: image + instance augmentations that keep masks aligned (detector and classifier).
 //! - [`yolo`]: YOLOv8-seg assigner and losses.
 //! - [`classify`]: classifier loss (label smoothing, class weights).
+//! - [`detector`]: YOLOv8-seg batches, head bias init, forward/backward step.
 //! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
 pub mod classify;
+pub mod detector;
 pub mod error;
 pub mod optim;
 pub mod rng;
