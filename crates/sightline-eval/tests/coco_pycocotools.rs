@@ -23,12 +23,10 @@ fn assert_stats(got: &[f64; 12], want: &Value, what: &str) {
         .map(|v| v.as_f64().unwrap())
         .collect();
     assert_eq!(want.len(), 12);
-    for i in 0..12 {
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!(
-            (got[i] - want[i]).abs() <= 1e-4,
-            "{what}: stat {i}: got {} want {}\n{got:?}",
-            got[i],
-            want[i]
+            (g - w).abs() <= 1e-4,
+            "{what}: stat {i}: got {g} want {w}\n{got:?}"
         );
     }
 }
