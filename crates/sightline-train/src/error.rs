@@ -9,6 +9,9 @@ pub enum TrainError {
     /// Reading back tensor data failed.
     #[error("tensor data: {0}")]
     Data(String),
+    /// File system or serialisation failure (the message names the path).
+    #[error("{0}")]
+    Io(String),
     /// Invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),

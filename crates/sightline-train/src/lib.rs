@@ -6,12 +6,14 @@
 //! - [`yolo`]: YOLOv8-seg assigner and losses.
 //! - [`classify`]: classifier loss (label smoothing, class weights).
 //! - [`detector`]: YOLOv8-seg batches, head bias init, forward/backward step.
+//! - [`experiment`]: experiment folders, metrics.json, fitness, early stopping.
 //! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
 pub mod classify;
 pub mod detector;
 pub mod error;
+pub mod experiment;
 pub mod optim;
 pub mod rng;
 pub mod yolo;
