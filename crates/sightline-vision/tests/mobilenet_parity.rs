@@ -243,3 +243,33 @@ fn missing_tensor_is_named() {
         .unwrap_err();
     assert!(err.to_string().contains("4 classes"), "{err}");
 }
+
+/// One shared handle gives the same answers batched, one by one, and from several threads.
+#[test]
+fn batched_single_and_threaded_predictions_agree() {
+    let (labels, samples, _) = expected();
+    let clf = std::sync::Arc::new(
+        Classifier::load(widgets_checkpoint(), Some(labels))
+            .unwrap()
+            .with_max_batch(3),
+    );
+    let images: Vec<_> = samples
+        .iter()
+        .take(4)
+        .map(|s| image::open(&s.image).unwrap())
+        .collect();
+    let batched = clf.predict(&images).unwrap();
+    let handles: Vec<_> = images
+        .iter()
+        .cloned()
+        .map(|img| {
+            let clf = clf.clone();
+            std::thread::spawn(move || clf.predict(&[img]).unwrap().remove(0))
+        })
+        .collect();
+    for (b, h) in batched.iter().zip(handles) {
+        let single = h.join().unwrap();
+        assert_eq!(b.class_id, single.class_id);
+        assert!(max_abs_diff(&b.probabilities, &single.probabilities) < 1e-5);
+    }
+}
