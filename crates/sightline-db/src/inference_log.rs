@@ -7,6 +7,9 @@ use sqlx::types::Json;
 
 use crate::{Db, DbError, with_pool};
 
+/// The JSON column type of [`InferenceLogRow::response`].
+pub type JsonValue = Json<Value>;
+
 /// One logged request.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct InferenceLogRow {

@@ -1,1 +1,174 @@
-//! HTTP API and live inference service (axum): inspect, hot deployment, dynamic batching, request logging, history, metrics.
+//! HTTP API and live inference service (axum): inspect, hot deployment, dynamic batching,
+//! request logging, history, metrics.
+//!
+//! [`app`] builds the router over an [`AppState`]; handlers are thin wrappers over service
+//! functions ([`inspect::inspect`], the registry) and fail with the one [`ApiError`] type.
+//!
+//! - [`engine`]: deployed models per (project, task), dynamic batching, atomic hot swap.
+//! - [`infer`]: the model seam ([`InspectModel`], [`ModelLoader`]).
+//! - [`verdict`]: ok/ng/unknown with reasons, NG ratio tracking.
+//! - [`metrics`]: Prometheus text at `/metrics`.
+//! - [`auth`]: API tokens with roles.
+
+pub mod auth;
+pub mod engine;
+pub mod error;
+pub mod infer;
+pub mod inspect;
+pub mod log;
+pub mod metrics;
+pub mod routes;
+pub mod serve;
+pub mod verdict;
+pub mod vision;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use auth::{Caller, Role, Tokens};
+pub use engine::{BatchConfig, Engine};
+pub use error::ApiError;
+pub use infer::{InspectModel, ModelLoader};
+pub use routes::app;
+
+use sightline_registry::Registry;
+
+use crate::log::LogQueue;
+use crate::metrics::Metrics;
+use crate::verdict::NgTracker;
+
+/// Server configuration that handlers need.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body (bytes).
+    pub max_upload_bytes: usize,
+    /// Artifact root (bundles, stored images). No request path reaches outside it.
+    pub artifacts: PathBuf,
+    /// NG-ratio rolling window (inspections per project).
+    pub ng_window: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 20 * 1024 * 1024,
+            artifacts: PathBuf::from(".sightline/artifacts"),
+            ng_window: 100,
+        }
+    }
+}
+
+/// Shared state of every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    log: Option<LogQueue>,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    tokens: Tokens,
+    tracker: NgTracker,
+    config: ServerConfig,
+}
+
+impl AppState {
+    /// Assemble the state.
+    pub fn new(
+        registry: Registry,
+        log: Option<LogQueue>,
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        tokens: Tokens,
+        config: ServerConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                log,
+                engine,
+                metrics,
+                tokens,
+                tracker: NgTracker::new(config.ng_window, 10_000),
+                config,
+            }),
+        }
+    }
+
+    /// The registry (and through it the database).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The request-log queue (`None`: logging off).
+    pub fn log(&self) -> Option<&LogQueue> {
+        self.inner.log.as_ref()
+    }
+
+    /// The inference engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// API tokens.
+    pub fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// NG-ratio tracker.
+    pub fn tracker(&self) -> &NgTracker {
+        &self.inner.tracker
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+}
+
+/// Bring every slot in line with the `production` aliases: deploy (in the background) each
+/// aliased version that is neither serving nor loading. Called at start, after alias changes,
+/// and periodically so that several processes sharing one database converge.
+pub async fn reconcile(state: &AppState) -> Result<usize, ApiError> {
+    let aliases = state
+        .registry()
+        .aliases(None, None)
+        .await
+        .map_err(ApiError::from)?;
+    let mut started = 0;
+    for a in aliases
+        .into_iter()
+        .filter(|a| a.alias == sightline_registry::PRODUCTION)
+    {
+        let status = state
+            .engine()
+            .slot(&a.project, a.task)
+            .map(|s| s.status())
+            .unwrap_or_default();
+        let failed_same = status
+            .last_error
+            .as_ref()
+            .is_some_and(|f| f.model_version_id == a.model_version_id);
+        if status.serving_id == Some(a.model_version_id)
+            || status.loading_id == Some(a.model_version_id)
+            || failed_same
+        {
+            continue;
+        }
+        let version = state.registry().get(a.model_version_id).await?;
+        let engine = state.engine().clone();
+        engine.mark_loading(&a.project, a.task, a.model_version_id);
+        started += 1;
+        tokio::spawn(async move {
+            let _ = engine.deploy(version).await;
+        });
+    }
+    Ok(started)
+}

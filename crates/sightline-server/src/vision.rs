@@ -1,0 +1,182 @@
+//! The product model loader: deployment bundles into `sightline-vision` models (YOLOv8-seg
+//! [`Segmenter`], MobileNetV3 [`Classifier`]) with the bundle's label map and preprocessing.
+
+use std::sync::Arc;
+
+use image::DynamicImage;
+use sightline_core::Task;
+use sightline_registry::{Bundle, Preprocessing};
+use sightline_vision::burn::tensor::Device;
+use sightline_vision::classify::{Classifier, ClassifyPreprocess};
+use sightline_vision::segment::{SegmentSettings, Segmenter};
+
+use crate::infer::{Classification, Detection, InferError, InspectModel, ModelLoader, ModelOutput};
+
+/// Loads bundles with `sightline-vision` on one device.
+#[derive(Debug, Clone)]
+pub struct VisionLoader {
+    device: Device,
+}
+
+impl VisionLoader {
+    /// A loader on the default (CPU) device.
+    pub fn new() -> Self {
+        Self {
+            device: sightline_vision::backend::default_device(),
+        }
+    }
+}
+
+impl Default for VisionLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct SegmentModel {
+    segmenter: Segmenter,
+    settings: SegmentSettings,
+}
+
+impl InspectModel for SegmentModel {
+    fn task(&self) -> Task {
+        Task::Segment
+    }
+
+    fn labels(&self) -> &[String] {
+        self.segmenter.labels()
+    }
+
+    fn infer(&self, images: &[&DynamicImage]) -> Result<Vec<ModelOutput>, InferError> {
+        let rgb: Vec<_> = images.iter().map(|i| i.to_rgb8()).collect();
+        let out = self
+            .segmenter
+            .predict(&rgb, &self.settings)
+            .map_err(|e| InferError::Run(e.to_string()))?;
+        out.into_iter()
+            .map(|dets| {
+                dets.into_iter()
+                    .map(|d| {
+                        let mask = sightline_mask::Rle::new(
+                            d.mask.height as u32,
+                            d.mask.width as u32,
+                            d.mask.rle_counts(),
+                        )
+                        .map_err(|e| InferError::Run(format!("mask encoding: {e}")))?;
+                        Ok(Detection {
+                            class_id: d.class_id,
+                            confidence: d.confidence,
+                            box_xyxy: d.box_xyxy,
+                            mask: Some(mask),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, InferError>>()
+                    .map(ModelOutput::Segment)
+            })
+            .collect()
+    }
+}
+
+struct ClassifyModel {
+    classifier: Classifier,
+}
+
+impl InspectModel for ClassifyModel {
+    fn task(&self) -> Task {
+        Task::Classify
+    }
+
+    fn labels(&self) -> &[String] {
+        self.classifier.labels()
+    }
+
+    fn infer(&self, images: &[&DynamicImage]) -> Result<Vec<ModelOutput>, InferError> {
+        let owned: Vec<DynamicImage> = images.iter().map(|i| (*i).clone()).collect();
+        let out = self
+            .classifier
+            .predict(&owned)
+            .map_err(|e| InferError::Run(e.to_string()))?;
+        Ok(out
+            .into_iter()
+            .map(|c| {
+                ModelOutput::Classify(Classification {
+                    probabilities: c.probabilities,
+                })
+            })
+            .collect())
+    }
+}
+
+impl ModelLoader for VisionLoader {
+    fn load(&self, bundle: &Bundle) -> Result<Arc<dyn InspectModel>, InferError> {
+        let m = &bundle.manifest;
+        let path = bundle.weights_path();
+        let labels = Some(m.labels.clone());
+        let load_err = |e: sightline_vision::VisionError| InferError::Load(e.to_string());
+        match (m.task, &m.preprocessing) {
+            (Task::Segment, Preprocessing::Letterbox { imgsz, .. }) => {
+                // A detector's classes are the defect labels it was trained on: the names stored
+                // in the checkpoint win (each must be a project label); without names the
+                // bundle's label map applies.
+                let ckpt =
+                    sightline_vision::checkpoint::read_checkpoint(&path).map_err(load_err)?;
+                let labels = match &ckpt.meta.names {
+                    Some(names) => {
+                        if let Some(bad) = names.iter().find(|n| !m.labels.contains(n)) {
+                            return Err(InferError::Load(format!(
+                                "checkpoint class `{bad}` is not a label of project `{}` ({})",
+                                m.project,
+                                m.labels.join(", ")
+                            )));
+                        }
+                        None
+                    }
+                    None => labels,
+                };
+                let segmenter =
+                    Segmenter::from_loaded_checkpoint(ckpt, labels, self.device.clone())
+                        .map_err(load_err)?;
+                let mut settings = SegmentSettings {
+                    imgsz: *imgsz as usize,
+                    ..SegmentSettings::default()
+                };
+                // Keep every detection some label's threshold could accept; the verdict applies
+                // the per-label thresholds afterwards.
+                let lowest = m
+                    .thresholds
+                    .values()
+                    .fold(f64::from(settings.nms.conf), |a, b| a.min(*b));
+                settings.nms.conf = (lowest as f32).clamp(0.0, 1.0);
+                let settings = settings
+                    .validated()
+                    .map_err(|e| InferError::Load(e.to_string()))?;
+                Ok(Arc::new(SegmentModel {
+                    segmenter,
+                    settings,
+                }))
+            }
+            (
+                Task::Classify,
+                Preprocessing::ResizeCrop {
+                    resize,
+                    crop,
+                    mean,
+                    std,
+                },
+            ) => {
+                let classifier = Classifier::load_on(&path, labels, self.device.clone())
+                    .map_err(load_err)?
+                    .with_preprocess(ClassifyPreprocess {
+                        resize: *resize as usize,
+                        crop: *crop as usize,
+                        mean: *mean,
+                        std: *std,
+                    });
+                Ok(Arc::new(ClassifyModel { classifier }))
+            }
+            (task, pre) => Err(InferError::Load(format!(
+                "bundle preprocessing {pre:?} does not fit a {task} model"
+            ))),
+        }
+    }
+}
