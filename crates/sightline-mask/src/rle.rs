@@ -179,11 +179,28 @@ impl Rle {
         let (mut xs, mut ys, mut xe, mut ye) = (w, h, 0u32, 0u32);
         let mut cc = 0u32;
         let mut xp = 0u32;
+        // (px, py): column and row of pixel index `cc`, advanced incrementally (a division only when a run
+        // crosses a column) instead of `t % h` per count as in C; same values.
+        let (mut px, mut py) = (0u64, 0u64);
+        let h64 = u64::from(h);
         for (j, &c) in self.counts[..m].iter().enumerate() {
             cc = cc.wrapping_add(c);
-            let t = cc.wrapping_sub((j % 2) as u32);
-            let y = t % h;
-            let x = (t - y) / h;
+            py += u64::from(c);
+            if py >= h64 {
+                px += py / h64;
+                py %= h64;
+            }
+            let (x, y) = if j % 2 == 0 {
+                (px as u32, py as u32)
+            } else if cc == 0 {
+                // `cc - 1` wraps in C; keep its arithmetic for this degenerate case.
+                let t = u32::MAX;
+                (t / h, t % h)
+            } else if py == 0 {
+                (px as u32 - 1, h - 1)
+            } else {
+                (px as u32, py as u32 - 1)
+            };
             if j % 2 == 0 {
                 xp = x;
             } else if xp < x {

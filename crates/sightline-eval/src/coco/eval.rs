@@ -199,12 +199,14 @@ struct Gt {
     rle: Option<Rle>,
 }
 
-/// A prepared detection.
-struct Dt {
+/// A prepared detection. Masks of box-type results are decoded lazily (only where they meet ground truth).
+struct Dt<'a> {
     score: f64,
     area: f64,
     bbox: [f64; 4],
     rle: Option<Rle>,
+    /// Not yet decoded mask, with the image size for polygons and the detection's position for errors.
+    lazy: Option<(&'a Segmentation, Option<u32>, Option<u32>, usize)>,
 }
 
 /// `evaluateImg` output for one (category, area range, image).
@@ -330,32 +332,21 @@ pub fn evaluate(
                 |s: &Segmentation| s.to_rle(h, w).map_err(|e| EvalError::invalid(ctx(), e));
             let dt = if box_branch {
                 let bbox = bbox4(&d.bbox, &ctx)?;
-                let rle = if segm {
-                    Some(match &d.segmentation {
-                        Some(s) => to_rle(s)?,
-                        None => {
-                            let [x, y, bw, bh] = bbox;
-                            let poly = Segmentation::Polygons(vec![vec![
-                                x,
-                                y,
-                                x,
-                                y + bh,
-                                x + bw,
-                                y + bh,
-                                x + bw,
-                                y,
-                            ]]);
-                            to_rle(&poly)?
-                        }
-                    })
-                } else {
-                    None
+                let (rle, lazy) = match (&d.segmentation, segm) {
+                    (_, false) => (None, None),
+                    (Some(s), true) => (None, Some((s, h, w, n))),
+                    (None, true) => {
+                        let [x, y, bw, bh] = bbox;
+                        let poly = vec![x, y, x, y + bh, x + bw, y + bh, x + bw, y];
+                        (Some(to_rle(&Segmentation::Polygons(vec![poly]))?), None)
+                    }
                 };
                 Dt {
                     score: d.score,
                     area: bbox[2] * bbox[3],
                     bbox,
                     rle,
+                    lazy,
                 }
             } else {
                 let seg = d
@@ -372,6 +363,7 @@ pub fn evaluate(
                     area: rle.area() as f64,
                     bbox,
                     rle: segm.then_some(rle),
+                    lazy: None,
                 }
             };
             Ok(Some((i * nk + k, dt)))
@@ -397,7 +389,7 @@ pub fn evaluate(
         .into_par_iter()
         .zip(cells_dt.into_par_iter())
         .map(|(g, mut d)| evaluate_cell(&g, &mut d, segm, &iou_thrs, max_det))
-        .collect();
+        .collect::<Result<_, _>>()?;
 
     // accumulate, in parallel over (category, area, maxDets).
     let (tt, rr, aa, mm) = (
@@ -450,13 +442,13 @@ pub fn evaluate(
 /// `computeIoU` + `evaluateImg` (all four area ranges) for one image and category.
 fn evaluate_cell(
     gt: &[Gt],
-    dt: &mut Vec<Dt>,
+    dt: &mut Vec<Dt<'_>>,
     segm: bool,
     iou_thrs: &[f64],
     max_det: usize,
-) -> [Option<ImgEval>; 4] {
+) -> Result<[Option<ImgEval>; 4], EvalError> {
     if gt.is_empty() && dt.is_empty() {
-        return [None, None, None, None];
+        return Ok([None, None, None, None]);
     }
     // Stable sort by descending score (numpy mergesort on -score), keep the top max_det.
     dt.sort_by(|a, b| {
@@ -471,7 +463,17 @@ fn evaluate_cell(
     let ious: Vec<f64> = if nd == 0 || ng == 0 {
         Vec::new()
     } else if segm {
-        let drle: Vec<Rle> = dt.iter_mut().filter_map(|d| d.rle.take()).collect();
+        let mut drle: Vec<Rle> = Vec::with_capacity(nd);
+        for d in dt.iter_mut() {
+            let rle = match (d.rle.take(), d.lazy) {
+                (Some(r), _) => r,
+                (None, Some((seg, h, w, n))) => seg
+                    .to_rle(h, w)
+                    .map_err(|e| EvalError::invalid(format!("detection #{n}"), e))?,
+                (None, None) => return Err(EvalError::invalid("detection", "no mask to evaluate")),
+            };
+            drle.push(rle);
+        }
         let grle: Vec<Rle> = gt.iter().filter_map(|g| g.rle.clone()).collect();
         iou_matrix(&drle, &grle, &crowd)
     } else {
@@ -546,7 +548,7 @@ fn evaluate_cell(
             npig: ignore.iter().filter(|&&i| !i).count(),
         });
     }
-    out
+    Ok(out)
 }
 
 struct Accum {
