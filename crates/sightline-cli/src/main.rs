@@ -30,6 +30,8 @@ enum Command {
     Train(commands::train::Args),
     /// Run a checkpoint on images (segmentation or classification).
     Predict(commands::predict::Args),
+    /// Evaluate a checkpoint on a dataset version and write a report to artifacts/reports/.
+    Evaluate(commands::evaluate::Args),
     /// COCO box/mask evaluation of a detections file: a drop-in for pycocotools.
     EvalCoco(commands::eval_coco::Args),
     /// Register a checkpoint as an immutable model version with a deployment bundle.
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
             Command::Dataset(args) => commands::dataset::run(args, &ctx).await,
             Command::Train(args) => commands::train::run(args, &ctx).await,
             Command::Predict(args) => commands::predict::run(args, &ctx).await,
+            Command::Evaluate(args) => commands::evaluate::run(args, &ctx).await,
             Command::EvalCoco(args) => commands::eval_coco::run(args, &ctx).await,
             Command::Register(args) => commands::register::run(args, &ctx).await,
             Command::Model(args) => commands::model::run(args, &ctx).await,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod eval_coco;
+pub mod evaluate;
 pub mod model;
 pub mod predict;
 pub mod project;
