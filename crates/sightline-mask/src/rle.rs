@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(a.intersection(&b).unwrap().counts(), &[1, 1, 2]);
         assert!((a.iou(&b, false) - 1.0 / 3.0).abs() < 1e-12);
         assert!((b.iou(&a, true) - 0.5).abs() < 1e-12);
-        let m = iou_matrix(&[a.clone(), b.clone()], &[a.clone()], &[false]);
+        let m = iou_matrix(&[a.clone(), b.clone()], std::slice::from_ref(&a), &[false]);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0], 1.0);
         let other = rle(1, 4, &[0, 4]);
