@@ -1,6 +1,8 @@
 //! Registry workflow against real databases: SQLite and PostgreSQL (fresh database per test;
 //! PostgreSQL tests fail, never skip, when the server is unreachable).
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::path::Path;
 
 use sightline_core::{Manifest, Task};

@@ -5,6 +5,8 @@
 //! only for batching / hot-swap mechanics, `FixedLoader`, whose "weights" file is a JSON list of
 //! class probabilities so that which version answered is visible in every response.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
