@@ -7,6 +7,7 @@
 //! - [`classify`]: classifier loss (label smoothing, class weights).
 //! - [`detector`]: YOLOv8-seg batches, head bias init, forward/backward step.
 //! - [`experiment`]: experiment folders, metrics.json, fitness, early stopping.
+//! - [`loader`]: deterministic epoch order, parallel batch augmentation over a decode cache.
 //! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
@@ -14,6 +15,7 @@ pub mod classify;
 pub mod detector;
 pub mod error;
 pub mod experiment;
+pub mod loader;
 pub mod optim;
 pub mod rng;
 pub mod yolo;
