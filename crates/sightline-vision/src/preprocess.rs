@@ -34,7 +34,8 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         path: path.to_path_buf(),
         source,
     };
-    let reader = ImageReader::open(path)?
+    let file = fs_err::File::open(path)?;
+    let reader = ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .map_err(VisionError::Io)?;
     let mut decoder = reader.into_decoder().map_err(image_err)?;
@@ -355,6 +356,15 @@ mod tests {
         let row: Vec<u8> = r.pixels().map(|p| p.0[0]).collect();
         // centre 1.0: taps x=0..2 weights (0.75, 0.75, 0.25)/1.75 → (0·.75+80·.75+160·.25)/1.75 = 57.1
         assert_eq!(row, vec![57, 183]);
+    }
+
+    #[test]
+    fn unreadable_images_name_the_file() {
+        let err = load_rgb(Path::new("/nonexistent/dir/img.jpg")).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/dir/img.jpg"),
+            "{err}"
+        );
     }
 
     #[test]
