@@ -1,20 +1,31 @@
 //! Global command-line options and the resolved context every command receives.
+//!
+//! Settings are layered: built-in defaults < `sightline.toml` (current folder, `$SIGHTLINE_CONFIG`
+//! or `--config-file`) < `SIGHTLINE_*` environment variables < these flags
+//! (see `sightline_core::settings`).
 
 use std::path::PathBuf;
 
-/// Options accepted before any subcommand.
+use anyhow::Context as _;
+use sightline_core::{Settings, SettingsLayer};
+
+/// Options accepted before or after any subcommand.
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
-    /// Data directory (SQLite database, artifacts). Default: ./.sightline
-    #[arg(long, global = true, env = "SIGHTLINE_HOME")]
+    /// Data directory (SQLite database, pretrained weights). Default: $SIGHTLINE_HOME, else ./.sightline
+    #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Database URL: sqlite://… or postgres://… (default: SQLite under the data directory).
-    #[arg(long, global = true, env = "DATABASE_URL")]
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB. Default: $SIGHTLINE_DATABASE_URL,
+    /// $DATABASE_URL, else SQLite at <home>/sightline.db
+    #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Configuration file. Default: $SIGHTLINE_CONFIG, else ./sightline.toml when present
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
-    /// More log output (-v info, -vv debug).
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
@@ -24,20 +35,60 @@ pub struct GlobalArgs {
 pub struct Ctx {
     /// Print JSON instead of human tables.
     pub json: bool,
-    /// Data directory.
+    /// Data directory (same as `settings.home`).
     pub home: PathBuf,
-    /// Database URL override, if any.
+    /// Database URL given by flag or environment, if any (`settings.database_url` is the resolved one).
     pub database_url: Option<String>,
+    /// Every resolved setting.
+    pub settings: Settings,
 }
 
 impl Ctx {
-    /// Resolve the context from global flags (settings layering lands with the foundation issue).
+    /// Resolve the context: defaults < config file < environment < flags.
     pub fn from_global(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let flags = SettingsLayer {
+            home: global.home.clone(),
+            database_url: global.database_url.clone(),
+            ..Default::default()
+        };
+        let settings = Settings::resolve(&cwd, global.config_file.as_deref(), flags)?;
+        tracing::debug!(
+            home = %settings.home.display(),
+            database = %settings.database_url_redacted(),
+            config = ?settings.config_file,
+            "settings resolved"
+        );
         Ok(Self {
             json: global.json,
-            home: global.home.clone().unwrap_or_else(|| PathBuf::from(".sightline")),
-            database_url: global.database_url.clone(),
+            home: settings.home.clone(),
+            database_url: Some(settings.database_url.clone()),
+            settings,
         })
+    }
+
+    /// Open the metadata database (creating and migrating it as needed).
+    pub async fn db(&self) -> anyhow::Result<sightline_db::Db> {
+        sightline_db::Db::connect(&self.settings.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the metadata database {}",
+                    self.settings.database_url_redacted()
+                )
+            })
+    }
+
+    /// The configured artifact store.
+    pub fn store(&self) -> anyhow::Result<sightline_store::ArtifactStore> {
+        sightline_store::ArtifactStore::from_settings(&self.settings.artifacts)
+            .context("opening the artifact store")
+    }
+
+    /// Print a value as pretty JSON on stdout.
+    pub fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
     }
 }
 
