@@ -1,12 +1,76 @@
-//! `sightline serve`.
+//! `sightline serve`: the HTTP API and live inference service.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use sightline_server::serve::{ServeOptions, serve};
+use sightline_server::{BatchConfig, ServerConfig};
+
+use super::register::locations;
 use crate::ctx::Ctx;
 
 /// Arguments of `sightline serve`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Listen address (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Largest batch per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub max_batch: usize,
+    /// Longest wait (ms) for a batch to fill.
+    #[arg(long, default_value_t = 5)]
+    pub max_wait_ms: u64,
+    /// Upload size limit in MiB.
+    #[arg(long, default_value_t = 20)]
+    pub max_upload_mb: usize,
+    /// API token `NAME:ROLE:SECRET` (roles: viewer, operator, engineer, admin); repeatable.
+    /// Without any, the server runs in open mode.
+    #[arg(long = "token", env = "SIGHTLINE_API_TOKENS", value_delimiter = ',')]
+    pub tokens: Vec<String>,
+    /// Request-log queue capacity.
+    #[arg(long, default_value_t = 10_000)]
+    pub log_queue: usize,
+    /// Do not log requests to the database.
+    #[arg(long)]
+    pub no_request_log: bool,
+    /// How often (ms) aliases are re-read from the database.
+    #[arg(long, default_value_t = 2000)]
+    pub poll_ms: u64,
+    /// Inspections per project in the NG-ratio rolling window.
+    #[arg(long, default_value_t = 100)]
+    pub ng_window: usize,
+}
 
 /// Run the command.
-pub async fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("`sightline serve` is not implemented yet")
+pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
+    let (database_url, artifacts) = locations(ctx)?;
+    std::fs::create_dir_all(&artifacts)
+        .with_context(|| format!("cannot create the artifact folder {}", artifacts.display()))?;
+    let opts = ServeOptions {
+        addr: args.addr,
+        database_url,
+        config: ServerConfig {
+            max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
+            artifacts,
+            ng_window: args.ng_window,
+        },
+        tokens: args.tokens,
+        batch: BatchConfig {
+            max_batch: args.max_batch.max(1),
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            queue_capacity: 1024,
+        },
+        log_queue: (!args.no_request_log).then_some(args.log_queue),
+        poll_interval: Duration::from_millis(args.poll_ms),
+    };
+    serve(
+        opts,
+        Arc::new(sightline_server::vision::VisionLoader::new()),
+    )
+    .await?;
+    Ok(())
 }
