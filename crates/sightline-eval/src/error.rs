@@ -9,14 +9,14 @@ pub enum EvalError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A file is not valid JSON of the expected shape.
-    #[error("{path}: not a valid {what} file: {source}")]
+    #[error("{path}: not a valid {what} file: {error}")]
     Json {
         /// The file.
         path: PathBuf,
         /// What it should have been (e.g. "COCO ground-truth").
         what: &'static str,
-        /// The parser's message (with line and column).
-        source: serde_json::Error,
+        /// The parser's message (with line and column); shown in the message, not chained as a source.
+        error: serde_json::Error,
     },
     /// The content is well-formed JSON but inconsistent (unknown image id, missing field, bad mask…).
     #[error("{context}: {message}")]

@@ -157,10 +157,10 @@ impl CocoGt {
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, EvalError> {
         let path = path.as_ref();
         let bytes = fs_err::read(path)?;
-        serde_json::from_slice(&bytes).map_err(|source| EvalError::Json {
+        serde_json::from_slice(&bytes).map_err(|error| EvalError::Json {
             path: path.to_path_buf(),
             what: "COCO ground-truth",
-            source,
+            error,
         })
     }
 }
@@ -169,9 +169,9 @@ impl CocoGt {
 pub fn load_detections(path: impl AsRef<Path>) -> Result<Vec<CocoDetection>, EvalError> {
     let path = path.as_ref();
     let bytes = fs_err::read(path)?;
-    serde_json::from_slice(&bytes).map_err(|source| EvalError::Json {
+    serde_json::from_slice(&bytes).map_err(|error| EvalError::Json {
         path: path.to_path_buf(),
         what: "COCO results (a list of {image_id, category_id, score, bbox|segmentation})",
-        source,
+        error,
     })
 }
