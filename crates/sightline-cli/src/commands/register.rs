@@ -42,7 +42,11 @@ pub struct Args {
 pub fn locations(ctx: &Ctx) -> anyhow::Result<(String, PathBuf)> {
     match &ctx.settings.artifacts {
         sightline_core::ArtifactSettings::Local { root } => {
-            Ok((ctx.settings.database_url.clone(), root.clone()))
+            let url = ctx
+                .database_url
+                .clone()
+                .unwrap_or_else(|| ctx.settings.database_url.clone());
+            Ok((url, root.clone()))
         }
         sightline_core::ArtifactSettings::S3(_) => anyhow::bail!(
             "the registry and the server keep deployment bundles in a local artifact folder; \
