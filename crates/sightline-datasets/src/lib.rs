@@ -6,6 +6,8 @@
 //! checked by [`validate`] and mapped to the project's labels by [`labels`], then stored as an
 //! immutable version by [`version`] in a DVC 3 object store ([`dvc`]).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod coco;
 pub mod dvc;
 pub mod error;

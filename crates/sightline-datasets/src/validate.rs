@@ -75,19 +75,19 @@ pub fn check(imported: &mut Imported, strict: bool, decode_images: bool) -> Resu
                         inst.segmentation = None;
                     }
                 }
-                Some(Segmentation::Rle { height, width, .. }) => {
-                    if (*height, *width) != (img.height, img.width) {
-                        issues.push(Issue::error(
-                            &file,
-                            loc.clone(),
-                            format!(
-                                "mask is {width}x{height} but the image is {}x{}",
-                                img.width, img.height
-                            ),
-                        ));
-                    }
+                Some(Segmentation::Rle { height, width, .. })
+                    if (*height, *width) != (img.height, img.width) =>
+                {
+                    issues.push(Issue::error(
+                        &file,
+                        loc.clone(),
+                        format!(
+                            "mask is {width}x{height} but the image is {}x{}",
+                            img.width, img.height
+                        ),
+                    ));
                 }
-                None => {}
+                Some(Segmentation::Rle { .. }) | None => {}
             }
             if let Some(b) = inst.bbox {
                 if b[2] <= 0.0 || b[3] <= 0.0 {

@@ -473,14 +473,14 @@ fn split_objects(
         frontier = next;
     }
     let mut left = 0u64;
-    for i in 0..wu * hu {
-        if owner[i] == 255 {
+    for (i, own) in owner.iter_mut().enumerate() {
+        if *own == 255 {
             let (x, y) = (i % wu, i / wu);
             let cands: Vec<usize> = (0..n)
                 .filter(|&o| boxes[o].is_some() && in_box(o, x, y))
                 .collect();
             if cands.len() == 1 && cands[0] < 254 {
-                owner[i] = cands[0] as u8 + 1;
+                *own = cands[0] as u8 + 1;
                 attributed += 1;
             } else {
                 left += 1;

@@ -2,6 +2,8 @@
 //! `export_dvc`, `dvc pull` from a local remote, and `dvc add` computing the same directory id.
 //! Needs `dvc` on PATH (or `$DVC_BIN`); fails when it is missing.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use sightline_datasets::version::{CreateOptions, Repo};

@@ -1,6 +1,8 @@
 //! The widgets-a fixture in COCO, VOC, image-folder (and, via export, YOLO) form: every import
 //! must describe the same scenes.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use sightline_datasets::mask_codec::{Bitmap, to_bitmap};

@@ -1,0 +1,433 @@
+//! `sightline dataset …` driving the real binary on widgets-a: ingest (folder, archive over a
+//! local HTTP server with resume and SHA-256), list/show/stats/diff/export/checkout, bad input
+//! that must leave nothing behind, and the database records on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+fn fixtures() -> PathBuf {
+    let p = std::env::var_os("SIGHTLINE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
+    assert!(
+        p.join("widgets-a").is_dir(),
+        "fixtures missing at {}",
+        p.display()
+    );
+    p
+}
+
+fn seed() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml")
+}
+
+struct Env {
+    home: PathBuf,
+    database_url: Option<String>,
+}
+
+impl Env {
+    fn new(home: &Path, database_url: Option<String>) -> Self {
+        let e = Env {
+            home: home.to_path_buf(),
+            database_url,
+        };
+        e.ok(&["project", "apply", seed().to_str().unwrap()]);
+        e
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        for var in [
+            "SIGHTLINE_HOME",
+            "SIGHTLINE_DATABASE_URL",
+            "DATABASE_URL",
+            "SIGHTLINE_CONFIG",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.arg("--home").arg(&self.home);
+        if let Some(url) = &self.database_url {
+            cmd.args(["--database-url", url]);
+        }
+        cmd.current_dir(&self.home).args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fail(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn data_area(&self) -> PathBuf {
+        self.home.join("projects/widget_line_a/datasets")
+    }
+
+    fn versions_on_disk(&self) -> usize {
+        std::fs::read_dir(self.data_area().join("versions"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+const P: [&str; 2] = ["--project", "widget_line_a"];
+
+fn lifecycle(env: &Env) {
+    let w = fixtures().join("widgets-a");
+    let v1 = env.json(&[
+        "dataset",
+        "ingest",
+        w.to_str().unwrap(),
+        P[0],
+        P[1],
+        "-m",
+        "coco",
+    ]);
+    assert_eq!(v1["created"], true);
+    let id1 = v1["version"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v1["version"]["stats"]["images"], 320);
+    // Same content again: same id, nothing new.
+    let again = env.json(&["dataset", "ingest", w.to_str().unwrap(), P[0], P[1]]);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["version"]["id"], id1.as_str());
+    let v2 = env.json(&[
+        "dataset",
+        "ingest",
+        w.join("classify").to_str().unwrap(),
+        P[0],
+        P[1],
+        "-m",
+        "labels",
+    ]);
+    let id2 = v2["version"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v2["version"]["parent"], id1.as_str());
+
+    let list = env.json(&["dataset", "list", P[0], P[1]]);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id1.as_str(), id2.as_str()]);
+    assert_eq!(list[1]["parent_id"], id1.as_str());
+    assert_eq!(list[0]["instances"], 368);
+
+    let stats = env.json(&["dataset", "stats", &id1[..8], P[0], P[1]]);
+    assert_eq!(stats["instances"], 368);
+    assert_eq!(stats["images_per_split"]["val"], 80);
+    let diff = env.json(&["dataset", "diff", &id1, &id2, P[0], P[1]]);
+    assert_eq!(diff["added"].as_array().unwrap().len(), 0);
+    assert!(diff["instances_per_label"]["scratch"][1].as_u64().unwrap() > 0);
+    assert_eq!(diff["image_labels"]["ok"][0], 98);
+
+    let show = env.ok(&["dataset", "show", "latest", P[0], P[1]]);
+    assert!(show.contains(&id2), "{show}");
+
+    // Export to YOLO and ingest it back: same instances count.
+    let out = env.home.join("yolo-out");
+    env.ok(&[
+        "dataset",
+        "export",
+        &id1,
+        "--format",
+        "yolo",
+        "--out",
+        out.to_str().unwrap(),
+        P[0],
+        P[1],
+    ]);
+    assert!(out.join("data.yaml").is_file());
+    let back = env.json(&["dataset", "ingest", out.to_str().unwrap(), P[0], P[1]]);
+    assert_eq!(back["version"]["stats"]["instances"], 368);
+
+    let co = env.home.join("co");
+    env.ok(&[
+        "dataset",
+        "checkout",
+        &id1,
+        "--out",
+        co.to_str().unwrap(),
+        P[0],
+        P[1],
+    ]);
+    assert_eq!(
+        std::fs::read(co.join("images/val/val_00003.jpg")).unwrap(),
+        std::fs::read(w.join("images/val/val_00003.jpg")).unwrap()
+    );
+    let dvc = env.json(&[
+        "dataset",
+        "export",
+        &id1,
+        "--dvc",
+        "--out",
+        env.home.join("dvcrepo").to_str().unwrap(),
+        P[0],
+        P[1],
+    ]);
+    assert_eq!(dvc["md5"], format!("{id1}.dir"));
+    assert!(env.home.join("dvcrepo/dataset.dvc").is_file());
+}
+
+#[test]
+fn dataset_lifecycle_on_sqlite() {
+    let t = tempfile::tempdir().unwrap();
+    lifecycle(&Env::new(t.path(), None));
+}
+
+#[test]
+fn dataset_lifecycle_on_postgres() {
+    let pg = sightline_db::testing::PgTestDatabase::create()
+        .expect("PostgreSQL at 127.0.0.1:5432 must be reachable");
+    let t = tempfile::tempdir().unwrap();
+    lifecycle(&Env::new(t.path(), Some(pg.url().to_string())));
+}
+
+/// Image folders with a class the project does not have.
+fn folders_with_unknown(root: &Path) -> PathBuf {
+    let w = fixtures().join("widgets-a/classify/train");
+    let src = root.join("src");
+    for (label, n) in [("ok", 3), ("dent", 2), ("stain", 2)] {
+        std::fs::create_dir_all(src.join("train").join(label)).unwrap();
+        let from = if label == "stain" { "ng" } else { label };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(w.join(from))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(n) {
+            std::fs::copy(
+                f,
+                src.join("train").join(label).join(f.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    src
+}
+
+#[test]
+fn unknown_labels_error_map_and_drop() {
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), None);
+    let src = folders_with_unknown(t.path());
+    let err = env.fail(&["dataset", "ingest", src.to_str().unwrap(), P[0], P[1]]);
+    assert!(err.contains("1 label(s) not in the project"), "{err}");
+    assert!(err.contains("\"stain\" in train/"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(env.versions_on_disk(), 0);
+    assert_eq!(
+        env.json(&["dataset", "list", P[0], P[1]])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let mapped = env.json(&[
+        "dataset",
+        "ingest",
+        src.to_str().unwrap(),
+        P[0],
+        P[1],
+        "--map",
+        "stain=ng",
+    ]);
+    assert_eq!(mapped["version"]["stats"]["image_labels"]["ng"], 2);
+    let dropped = env.json(&[
+        "dataset",
+        "ingest",
+        src.to_str().unwrap(),
+        P[0],
+        P[1],
+        "--drop-unknown",
+    ]);
+    let notes = dropped["notes"].to_string();
+    assert!(
+        notes.contains("dropped 2 image label(s) \\\"stain\\\""),
+        "{notes}"
+    );
+}
+
+#[test]
+fn corrupt_image_and_strict_warnings_write_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), None);
+    let src = folders_with_unknown(t.path());
+    std::fs::remove_dir_all(src.join("train/stain")).unwrap();
+    std::fs::write(
+        src.join("train/ok/broken.jpg"),
+        b"\xff\xd8\xff\xe0 not really a jpeg",
+    )
+    .unwrap();
+    let err = env.fail(&["dataset", "ingest", src.to_str().unwrap(), P[0], P[1]]);
+    assert!(err.contains("train/ok/broken.jpg"), "{err}");
+    assert!(err.contains("corrupt or unsupported image"), "{err}");
+    assert_eq!(env.versions_on_disk(), 0);
+    assert!(
+        !env.data_area().join("store/files").exists(),
+        "no object stored"
+    );
+
+    // A COCO file with a 2-point polygon: a warning, fatal with --strict.
+    std::fs::remove_file(src.join("train/ok/broken.jpg")).unwrap();
+    let coco = t.path().join("coco");
+    std::fs::create_dir_all(coco.join("annotations")).unwrap();
+    std::fs::create_dir_all(coco.join("images/train")).unwrap();
+    let img = std::fs::read_dir(src.join("train/ok"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&img, coco.join("images/train/a.jpg")).unwrap();
+    let json = r#"{"images":[{"id":1,"file_name":"a.jpg","width":256,"height":256}],
+        "annotations":[{"id":9,"image_id":1,"category_id":1,"segmentation":[[1,1,5,5]],"bbox":[1,1,4,4],"iscrowd":0}],
+        "categories":[{"id":1,"name":"dent"}]}"#;
+    std::fs::write(coco.join("annotations/instances_train.json"), json).unwrap();
+    let err = env.fail(&[
+        "dataset",
+        "ingest",
+        coco.to_str().unwrap(),
+        P[0],
+        P[1],
+        "--strict",
+    ]);
+    assert!(
+        err.contains("train/a.jpg: object 9: 1 polygon(s) with fewer than 3 points dropped"),
+        "{err}"
+    );
+    assert_eq!(env.versions_on_disk(), 0);
+    let ok = env.json(&["dataset", "ingest", coco.to_str().unwrap(), P[0], P[1]]);
+    assert_eq!(ok["version"]["stats"]["instances"], 1, "kept as a box");
+}
+
+/// Serve `body` on 127.0.0.1: the first response is cut after half the body (a dropped
+/// connection), later ones honour `Range`. Records the request headers.
+fn serve(body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                headers.push_str(&line);
+            }
+            log2.lock().unwrap().push(headers.clone());
+            let range = headers
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("range: bytes=")
+                        .map(|r| r.trim_end_matches('-').trim().to_string())
+                })
+                .and_then(|s| s.parse::<usize>().ok());
+            let _ = reader.read(&mut []);
+            match (n, range) {
+                (0, _) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(&body[..body.len() / 2]).unwrap();
+                }
+                (_, Some(start)) => {
+                    let rest = &body[start..];
+                    let head = format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                        rest.len(),
+                        body.len() - 1,
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(rest).unwrap();
+                }
+                (_, None) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(&body).unwrap();
+                }
+            }
+        }
+    });
+    (format!("http://{addr}/widgets.tar.gz"), log)
+}
+
+#[test]
+fn url_archive_resumes_and_checks_sha256() {
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), None);
+    let src = folders_with_unknown(t.path());
+    std::fs::remove_dir_all(src.join("train/stain")).unwrap();
+    let tgz = t.path().join("widgets.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(t.path())
+        .arg("src")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let body = std::fs::read(&tgz).unwrap();
+    let sha = {
+        let out = Command::new("sha256sum").arg(&tgz).output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (url, log) = serve(body);
+    let err = env.fail(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &sha]);
+    assert!(err.contains("run again to resume"), "{err}");
+    assert_eq!(env.versions_on_disk(), 0);
+    let wrong = "0".repeat(64);
+    let err = env.fail(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &wrong]);
+    assert!(err.contains("SHA-256 mismatch"), "{err}");
+    let ok = env.json(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &sha]);
+    assert_eq!(ok["version"]["stats"]["images"], 5);
+    let log = log.lock().unwrap();
+    assert!(
+        log[1].to_ascii_lowercase().contains("range: bytes="),
+        "second request resumes: {}",
+        log[1]
+    );
+}
