@@ -8,6 +8,7 @@
 //! - [`detector`]: YOLOv8-seg batches, head bias init, forward/backward step.
 //! - [`experiment`]: experiment folders, metrics.json, fitness, early stopping.
 //! - [`loader`]: deterministic epoch order, parallel batch augmentation over a decode cache.
+//! - [`validate`]: box and mask mAP of a detector during training.
 //! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
@@ -18,4 +19,5 @@ pub mod experiment;
 pub mod loader;
 pub mod optim;
 pub mod rng;
+pub mod validate;
 pub mod yolo;

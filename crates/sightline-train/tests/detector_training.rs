@@ -7,7 +7,9 @@ use sightline_train::augment::{DetSample, Instance};
 use sightline_train::detector::{batch_tensor, forward_backward, init_head_biases};
 use sightline_train::optim::{GroupedOptimizer, OptimConfig, OptimizerKind};
 use sightline_train::rng::Rng;
+use sightline_train::validate::validate_detector;
 use sightline_train::yolo::loss::SegLossConfig;
+use sightline_vision::burn::module::Module;
 use sightline_vision::burn::tensor::Device;
 use sightline_vision::yolo::{YoloV8Seg, YoloV8SegConfig};
 
@@ -42,10 +44,11 @@ fn scene(i: usize) -> DetSample {
 #[test]
 fn loss_falls_when_overfitting_two_images() {
     let device = Device::flex().autodiff();
+    device.seed(7);
     let model = init_head_biases(YoloV8Seg::new(&YoloV8SegConfig::n(2), &device));
     let cfg = OptimConfig {
         kind: OptimizerKind::AdamW,
-        lr0: 0.002,
+        lr0: 0.001,
         momentum: 0.9,
         weight_decay: 0.0,
         max_grad_norm: Some(10.0),
@@ -72,7 +75,7 @@ fn loss_falls_when_overfitting_two_images() {
     let images: Vec<RgbImage> = samples.iter().map(|s| s.image.clone()).collect();
     let mut model = model;
     let mut losses = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..12 {
         let x = batch_tensor(&images, &device);
         let l = forward_backward(&model, &mut opt, &loss_cfg, x, &targets).unwrap();
         assert!(l.num_fg > 0);
@@ -80,7 +83,19 @@ fn loss_falls_when_overfitting_two_images() {
         model = opt.step(model);
     }
     let first = losses[0];
-    let last = *losses.last().unwrap();
+    let tail = losses[losses.len() - 3..].iter().sum::<f32>() / 3.0;
     assert!(losses.iter().all(|v| v.is_finite()), "{losses:?}");
-    assert!(last < 0.8 * first, "loss did not fall: {losses:?}");
+    eprintln!("losses: {losses:?}");
+    assert!(tail < 0.75 * first, "loss did not fall: {losses:?}");
+
+    // validation runs in eval mode (batch norm on running statistics) and yields metrics in [0, 1]
+    let eval = model.valid();
+    let m = validate_detector(&eval, &images, &targets, 2, &device).unwrap();
+    for v in [m.box_map50, m.box_map, m.mask_map50, m.mask_map] {
+        assert!((0.0..=1.0).contains(&v), "{m:?}");
+    }
+    assert!(
+        m.box_map <= m.box_map50 && m.mask_map <= m.mask_map50,
+        "{m:?}"
+    );
 }
