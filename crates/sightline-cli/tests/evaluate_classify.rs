@@ -1,0 +1,135 @@
+//! `sightline evaluate` on a classifier checkpoint, through the real binary: report files, sane numbers, and
+//! the `--post` summary received by a local HTTP server.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("SIGHTLINE_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+        PathBuf::from,
+    )
+}
+
+/// Accepts one request, answers 200 and returns its body.
+fn one_shot_server() -> (String, std::thread::JoinHandle<(String, String)>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/models/metrics", l.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let mut s = s;
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        (first, String::from_utf8(body).unwrap())
+    });
+    (url, h)
+}
+
+#[test]
+fn evaluate_classifier_writes_reports_and_posts_summary() {
+    let fx = fixtures();
+    let ckpt = fx.join("torchvision/mobilenet_v3_small-widgets.pth");
+    assert!(ckpt.is_file(), "missing fixture {}", ckpt.display());
+    let src = fx.join("widgets-a/classify/val");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut n = 0;
+    for label in ["ok", "ng", "scratch", "dent"] {
+        let mut files: Vec<_> = std::fs::read_dir(src.join(label))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no fixture images for {label}");
+        std::fs::create_dir_all(data.join(label)).unwrap();
+        for f in &files {
+            std::fs::copy(f, data.join(label).join(f.file_name().unwrap())).unwrap();
+            n += 1;
+        }
+    }
+    let config =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml");
+    let out = tmp.path().join("report");
+    let (url, server) = one_shot_server();
+    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .current_dir(tmp.path())
+        .args(["evaluate", "--task", "classify", "--config"])
+        .arg(&config)
+        .arg("--checkpoint")
+        .arg(&ckpt)
+        .arg("--data")
+        .arg(&data)
+        .args(["--dataset", "widgets-a-v1", "--post", &url, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("top-1"), "{stdout}");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let c = &report["classification"];
+    assert_eq!(c["samples"], n);
+    assert_eq!(report["dataset"]["images"], n);
+    assert_eq!(report["dataset"]["version"], "widgets-a-v1");
+    assert_eq!(report["checkpoint_sha256"].as_str().unwrap().len(), 64);
+    let top1 = c["top1"].as_f64().unwrap();
+    let top5 = c["top5"].as_f64().unwrap();
+    // The fixture README documents torchvision's val top-1 of this checkpoint on the whole split: 0.525.
+    assert!(
+        (top1 - 0.525).abs() <= 0.02,
+        "top1 {top1} vs torchvision 0.525"
+    );
+    assert!(top1 <= top5 && top5 <= 1.0, "top1 {top1} top5 {top5}");
+    let cm = c["confusion"].as_array().unwrap();
+    let total: u64 = cm
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, n as u64);
+    let diag: u64 = (0..cm.len()).map(|i| cm[i][i].as_u64().unwrap()).sum();
+    assert!((diag as f64 / n as f64 - top1).abs() < 1e-12);
+    let op = &report["operating"];
+    assert_eq!(op["images"], n);
+    assert!(
+        op["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["rule"] == "max_ng_ratio")
+    );
+
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains(&format!("{top1:.4}")) && html.contains("Confusion matrix"));
+    assert!(html.matches("<svg").count() >= 3);
+
+    let (first, body) = server.join().unwrap();
+    assert!(first.starts_with("POST /models/metrics "), "{first}");
+    let posted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(posted["metrics"]["top1"].as_f64().unwrap(), top1);
+    assert_eq!(posted["dataset_version"], "widgets-a-v1");
+}
