@@ -1,5 +1,6 @@
 //! `sightline demo` end to end through the real binary, on SQLite and on PostgreSQL: the demo
 //! project, its synthetic data and dataset version 1 appear, and a second run reuses them.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};
