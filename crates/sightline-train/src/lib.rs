@@ -9,6 +9,7 @@
 //! - [`experiment`]: experiment folders, metrics.json, fitness, early stopping.
 //! - [`loader`]: deterministic epoch order, parallel batch augmentation over a decode cache.
 //! - [`validate`]: box and mask mAP of a detector during training.
+//! - [`run`]: the detector epoch loop writing the experiment folder.
 //! - [`optim`]: parameter groups, SGD/AdamW, warm-up and decay schedules, EMA, clipping.
 
 pub mod augment;
@@ -19,5 +20,6 @@ pub mod experiment;
 pub mod loader;
 pub mod optim;
 pub mod rng;
+pub mod run;
 pub mod validate;
 pub mod yolo;

@@ -99,3 +99,61 @@ fn loss_falls_when_overfitting_two_images() {
         "{m:?}"
     );
 }
+
+#[test]
+fn two_epochs_write_metrics_and_weights() {
+    use sightline_train::experiment::Experiment;
+    use sightline_train::run::{DetRunConfig, train_detector};
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let model = init_head_biases(YoloV8Seg::new(&YoloV8SegConfig::n(2), &device));
+    let cfg = OptimConfig {
+        kind: OptimizerKind::AdamW,
+        lr0: 0.001,
+        momentum: 0.9,
+        weight_decay: 0.0005,
+        max_grad_norm: Some(10.0),
+    };
+    let mut opt = GroupedOptimizer::new(cfg, &model);
+    let run = DetRunConfig {
+        epochs: 2,
+        batch: 2,
+        aug: DetAugConfig {
+            imgsz: 64,
+            ..Default::default()
+        },
+        close_mosaic: 1,
+        lrf: 0.01,
+        cos_lr: false,
+        warmup_epochs: 3.0,
+        warmup_bias_lr: 0.0,
+        warmup_momentum: 0.8,
+        patience: 0,
+        seed: 1,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut exp =
+        Experiment::create(tmp.path(), 0, &serde_json::json!({"epochs": 2}), "test").unwrap();
+    let train: Vec<DetSample> = (0..4).map(|i| scene(i % 2)).collect();
+    let val: Vec<DetSample> = (0..2).map(scene).collect();
+    let mut seen = Vec::new();
+    train_detector(model, &mut opt, &run, train, val, &mut exp, &device, |r| {
+        seen.push(r.epoch)
+    })
+    .unwrap();
+    assert_eq!(seen, vec![0, 1]);
+    let back = Experiment::open(exp.dir()).unwrap();
+    assert_eq!(back.records().len(), 2);
+    assert!(
+        back.records()
+            .iter()
+            .all(|r| r.losses.len() == 4 && r.metrics.len() == 4 && r.fitness.is_finite())
+    );
+    assert!(exp.weights_path("last").exists() && exp.weights_path("best").exists());
+    assert!(exp.dir().join("summary.json").exists());
+    // the saved weights load back into a model of the same shape
+    let map =
+        sightline_vision::weights::TensorMap::from_safetensors_file(&exp.weights_path("last"))
+            .unwrap();
+    YoloV8Seg::load(&YoloV8SegConfig::n(2), &map, &Device::flex()).unwrap();
+}
