@@ -250,9 +250,12 @@ fn bench_predict_prints_figures() {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 4, "{rows:?}");
     for r in rows {
-        assert_eq!(r["imgsz"], 64);
+        let model = r["model"].as_str().unwrap();
+        let size = if model == "yolov8-seg" { 64 } else { 224 };
+        assert!(model == "yolov8-seg" || model == "mobilenet_v3", "{model}");
+        assert_eq!(r["imgsz"], size);
         assert!(r["forward_ms"].as_f64().unwrap() > 0.0);
         assert!(r["pipeline_ms"].as_f64().unwrap() > 0.0);
     }

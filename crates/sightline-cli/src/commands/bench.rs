@@ -2,8 +2,9 @@
 //!
 //! `sightline bench predict` measures inference latency on the default backend with the model
 //! and the image loaded once: median over `--iters` runs after `--warmup` runs, for each image
-//! size and batch size, both for the network forward alone (input already letterboxed, outputs
-//! read back) and for the whole pipeline (letterbox, forward, NMS, masks at full resolution).
+//! size and batch size, both for the network forward alone (input already preprocessed, outputs
+//! read back) and for the whole pipeline (YOLOv8-seg: letterbox, forward, NMS, masks at full
+//! resolution; MobileNetV3-small at 224: resize, crop, normalise, forward, softmax).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,6 +12,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde_json::json;
 use sightline_vision::backend::BackendKind;
+use sightline_vision::burn::tensor::{Tensor, TensorData};
+use sightline_vision::classify::Classifier;
+use sightline_vision::image::DynamicImage;
+use sightline_vision::mobilenet::MobileNetV3Config;
 use sightline_vision::preprocess::load_rgb;
 use sightline_vision::segment::{SegmentSettings, Segmenter};
 use sightline_vision::weights::tensor_to_vec;
@@ -39,6 +44,12 @@ pub struct PredictArgs {
     /// YOLOv8-seg checkpoint (default: a randomly initialised yolov8n-seg with 80 classes).
     #[arg(long)]
     pub yolo_weights: Option<PathBuf>,
+    /// MobileNetV3 checkpoint (default: a randomly initialised MobileNetV3-small, 1000 classes).
+    #[arg(long)]
+    pub mobilenet_weights: Option<PathBuf>,
+    /// Skip the MobileNetV3 measurements.
+    #[arg(long)]
+    pub no_mobilenet: bool,
     /// Image to run on (default: a synthetic 640×480 image).
     #[arg(long)]
     pub image: Option<PathBuf>,
@@ -148,8 +159,8 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
             let shape = [batch, 3, lb.input.0, lb.input.1];
             let forward = median_ms(
                 || {
-                    let x = sightline_vision::burn::tensor::Tensor::<4>::from_data(
-                        sightline_vision::burn::tensor::TensorData::new(data.clone(), shape),
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(data.clone(), shape),
                         model.device(),
                     );
                     let out = model.forward(x);
@@ -177,6 +188,65 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
                 println!(
                     "{:<12} {:>6} {:>6} {:>14.1} {:>14.1} {:>16.1}",
                     "yolov8-seg", settings.imgsz, batch, forward, pipeline, per_image
+                );
+            }
+        }
+    }
+    if !args.no_mobilenet {
+        let (classifier, name) = match &args.mobilenet_weights {
+            Some(path) => (
+                Classifier::load_on(path, None, model.device().clone())
+                    .with_context(|| format!("loading {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => {
+                let config = MobileNetV3Config::small(1000);
+                let net = config.init(model.device());
+                let labels = (0..1000).map(|i| format!("class{i}")).collect();
+                (
+                    Classifier::new(net, config, labels, model.device().clone())?,
+                    "mobilenet_v3_small (random weights, 1000 classes)".to_string(),
+                )
+            }
+        };
+        let largest = args.batches.iter().copied().max().unwrap_or(1);
+        let classifier = classifier.with_max_batch(largest);
+        let crop = classifier.preprocess().crop;
+        let one = classifier.preprocess().apply(&image);
+        for &batch in &args.batches {
+            let mut data = Vec::with_capacity(one.len() * batch);
+            for _ in 0..batch {
+                data.extend_from_slice(&one);
+            }
+            let forward = median_ms(
+                || {
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(data.clone(), [batch, 3, crop, crop]),
+                        classifier.device(),
+                    );
+                    tensor_to_vec(classifier.forward(x))?;
+                    Ok(())
+                },
+                args.warmup,
+                args.iters,
+            )?;
+            let images = vec![DynamicImage::ImageRgb8(image.clone()); batch];
+            let pipeline = median_ms(
+                || {
+                    classifier.predict(&images)?;
+                    Ok(())
+                },
+                args.warmup,
+                args.iters,
+            )?;
+            let per_image = pipeline / batch as f64;
+            if json {
+                rows.push(json!({"model": "mobilenet_v3", "weights": name, "imgsz": crop, "batch": batch,
+                    "forward_ms": forward, "pipeline_ms": pipeline, "pipeline_ms_per_image": per_image}));
+            } else {
+                println!(
+                    "{:<12} {:>6} {:>6} {:>14.1} {:>14.1} {:>16.1}",
+                    "mobilenetv3", crop, batch, forward, pipeline, per_image
                 );
             }
         }
