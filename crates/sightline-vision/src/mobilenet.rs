@@ -296,6 +296,7 @@ pub struct LoadReport {
 
 /// A convolution initialised as torchvision does; `(stride, dilation)` and `groups` as in
 /// `nn.Conv2d`, padding `(k − 1) / 2 · dilation`.
+#[allow(clippy::too_many_arguments)] // mirrors nn.Conv2d's own argument list
 fn conv(
     c_in: usize,
     c_out: usize,
