@@ -89,12 +89,13 @@ pub struct Repo {
     store: ObjectStore,
 }
 
-/// Current time as RFC 3339 UTC (seconds).
+/// Current time as RFC 3339 UTC with nanoseconds (fixed width, so it sorts as text).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let nanos = now.subsec_nanos();
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -108,7 +109,7 @@ pub fn now_rfc3339() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
         rem / 3600,
         (rem / 60) % 60,
         rem % 60
@@ -414,7 +415,7 @@ mod tests {
     #[test]
     fn rfc3339_shape() {
         let t = now_rfc3339();
-        assert_eq!(t.len(), 20);
+        assert_eq!(t.len(), 30);
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
     }
 }
