@@ -2,6 +2,7 @@
 //! (`shared/fixtures`, see its README): raw network outputs on the exact reference inputs,
 //! the letterbox itself, and the final detections of `predict(imgsz=256, conf=0.25, iou=0.7,
 //! retina_masks=True)`.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
