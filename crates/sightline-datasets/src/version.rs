@@ -338,20 +338,7 @@ impl Repo {
     /// Materialize a version's tree (images/ + annotations.json) at `dest` (must not exist).
     pub fn checkout(&self, id: &str, dest: &Path) -> Result<()> {
         let v = self.get(id)?;
-        if dest.exists() {
-            return Err(DatasetError::Source(format!(
-                "{}: already exists",
-                dest.display()
-            )));
-        }
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(parent)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".checkout-")
-            .tempdir_in(parent)?;
+        let tmp = staging_dir(dest, ".checkout-")?;
         self.store.checkout_dir(&v.dir_oid(), tmp.path())?;
         fs::rename(tmp.path(), dest)?;
         Ok(())
@@ -361,20 +348,7 @@ impl Repo {
     pub fn export(&self, id: &str, format: Format, dest: &Path) -> Result<Vec<String>> {
         let ds = self.dataset(id)?;
         let images = self.image_paths(id)?;
-        if dest.exists() {
-            return Err(DatasetError::Source(format!(
-                "{}: already exists",
-                dest.display()
-            )));
-        }
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(parent)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".export-")
-            .tempdir_in(parent)?;
+        let tmp = staging_dir(dest, ".export-")?;
         let notes = crate::write(&ds, &images, format, tmp.path())?;
         fs::rename(tmp.path(), dest)?;
         Ok(notes)
@@ -406,6 +380,23 @@ impl Repo {
             &self.image_md5s(b)?,
         ))
     }
+}
+
+/// A temporary folder beside `dest` (which must not exist yet), to be renamed onto it once complete,
+/// so a failed checkout or export never leaves a half-written `dest`.
+fn staging_dir(dest: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    if dest.exists() {
+        return Err(DatasetError::Source(format!(
+            "{}: already exists",
+            dest.display()
+        )));
+    }
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent)?;
+    Ok(tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?)
 }
 
 #[cfg(test)]
