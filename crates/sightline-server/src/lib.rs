@@ -17,8 +17,10 @@ pub mod infer;
 pub mod inspect;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod routes;
 pub mod serve;
+pub mod ui;
 pub mod verdict;
 pub mod vision;
 
@@ -46,6 +48,8 @@ pub struct ServerConfig {
     pub artifacts: PathBuf,
     /// NG-ratio rolling window (inspections per project).
     pub ng_window: usize,
+    /// Sightline home (project dataset repositories live under `<home>/projects/<p>/datasets`).
+    pub home: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             max_upload_bytes: 20 * 1024 * 1024,
             artifacts: PathBuf::from(".sightline/artifacts"),
             ng_window: 100,
+            home: PathBuf::from(".sightline"),
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn app(state: AppState) -> Router {
             "/projects/{project}/inspect",
             post(inspect_handler).layer(DefaultBodyLimit::max(limit)),
         )
+        .merge(crate::ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

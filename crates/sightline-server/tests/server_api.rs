@@ -131,6 +131,7 @@ async fn harness(
         max_upload_bytes: 2_000_000,
         artifacts,
         ng_window: 10,
+        ..ServerConfig::default()
     };
     let state = AppState::new(
         registry.clone(),

@@ -1,6 +1,7 @@
 //! Training pipelines: YOLOv8-seg detector and MobileNetV3 classifier, data loading and
 //! augmentation, losses, optimisers, experiments.
 //!
+//! - [`control`]: stop flag (Ctrl-C) and per-batch progress shared with the caller.
 //! - [`rng`]: the fixed, seedable generator behind every random choice (reproducible runs).
 //! - [`augment`]: image + instance augmentations that keep masks aligned (detector and classifier).
 //! - [`yolo`]: YOLOv8-seg assigner and losses.
@@ -14,6 +15,7 @@
 
 pub mod augment;
 pub mod classify;
+pub mod control;
 pub mod detector;
 pub mod error;
 pub mod experiment;

@@ -40,10 +40,10 @@ enum Cmd {
 }
 
 #[derive(Debug, clap::Args)]
-struct ProjectArg {
+pub(crate) struct ProjectArg {
     /// Project name.
     #[arg(long, short)]
-    project: String,
+    pub(crate) project: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,11 +100,16 @@ struct ExportArgs {
 }
 
 #[derive(Debug, clap::Args)]
-struct IngestArgs {
+pub(crate) struct IngestArgs {
     /// Folder, .zip/.tar/.tar.gz archive, or http(s) URL.
-    src: String,
+    #[arg(required_unless_present = "from_corrections")]
+    src: Option<String>,
+    /// Build the version from the project's operator corrections instead of a source: the
+    /// latest version plus the corrected production images (`dataset version --from-corrections`).
+    #[arg(long, conflicts_with = "src")]
+    pub(crate) from_corrections: bool,
     #[command(flatten)]
-    project: ProjectArg,
+    pub(crate) project: ProjectArg,
     /// Input format (default: auto-detect).
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
@@ -116,13 +121,13 @@ struct IngestArgs {
     drop_unknown: bool,
     /// Treat warnings as errors.
     #[arg(long)]
-    strict: bool,
+    pub(crate) strict: bool,
     /// Version message.
     #[arg(long, short, default_value = "")]
-    message: String,
+    pub(crate) message: String,
     /// Author (default: $USER).
     #[arg(long, default_value = "")]
-    author: String,
+    pub(crate) author: String,
     /// Expected SHA-256 of a downloaded or local archive.
     #[arg(long)]
     sha256: Option<String>,
@@ -131,7 +136,7 @@ struct IngestArgs {
     split: String,
     /// Parent version (default: the project's latest).
     #[arg(long)]
-    parent: Option<String>,
+    pub(crate) parent: Option<String>,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -149,6 +154,9 @@ fn repo(ctx: &Ctx, project: &str) -> anyhow::Result<Repo> {
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     match args.command {
+        Cmd::Ingest(a) if a.from_corrections => {
+            crate::commands::corrections::version_from_corrections(&a, ctx).await
+        }
         Cmd::Ingest(a) => ingest(a, ctx).await,
         Cmd::List(p) => {
             let db = ctx.db().await?;
@@ -327,6 +335,9 @@ fn print_version(v: &VersionMeta) {
 }
 
 async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let Some(src) = a.src.clone() else {
+        anyhow::bail!("give a folder, archive or URL to ingest (or --from-corrections)");
+    };
     let project = a.project.project.clone();
     let db = ctx.db().await?;
     let project_labels = sightline_db::projects::labels(&db, &project)
@@ -341,7 +352,7 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let ratios = Ratios::parse(&a.split)?;
     let repo = repo(ctx, &project)?;
     let bar = indicatif::ProgressBar::hidden();
-    if source::is_url(&a.src) && !ctx.json {
+    if source::is_url(&src) && !ctx.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -351,7 +362,7 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
         );
     }
     let prepared = source::prepare(
-        &a.src,
+        &src,
         &repo.work_dir(),
         a.sha256.as_deref(),
         &mut |done, total| {
@@ -361,14 +372,14 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
             bar.set_position(done);
         },
     )
-    .with_context(|| format!("source {}", a.src))?;
+    .with_context(|| format!("source {}", src))?;
     bar.finish_and_clear();
     let format = match a.format {
         Some(f) => f,
         None => sightline_datasets::detect_format(&prepared.root)?,
     };
     let mut imported = sightline_datasets::read(&prepared.root, format)
-        .with_context(|| format!("reading {} as {format}", a.src))?;
+        .with_context(|| format!("reading {} as {format}", src))?;
     let warnings = validate::check(&mut imported, a.strict, true)
         .context("validation failed; nothing was written")?;
     let report = labels::apply(&mut imported.dataset, &project_labels, &policy)
@@ -391,7 +402,7 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
             message: a.message.clone(),
             author: a.author.clone(),
             ratios,
-            source: a.src.clone(),
+            source: src.clone(),
             format: Some(format),
             notes: notes.clone(),
         },

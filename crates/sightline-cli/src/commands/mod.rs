@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod corrections;
 pub mod dataset;
 pub mod demo;
 pub mod eval_coco;

@@ -57,6 +57,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
             artifacts,
             ng_window: args.ng_window,
+            home: ctx.home.clone(),
         },
         tokens: args.tokens,
         batch: BatchConfig {

@@ -1,0 +1,1 @@
+//! Cross-process alias-change notification (PostgreSQL LISTEN/NOTIFY; polling elsewhere).
