@@ -16,6 +16,7 @@
 //! both folders) and are embedded at compile time.
 
 pub mod datasets;
+pub mod experiments;
 pub mod inference_log;
 pub mod projects;
 pub mod registry;
