@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::svg::{Series, bar_chart, heat_map, line_chart};
-use crate::{COCO_STAT_NAMES, Report, escape};
+use crate::{COCO_STAT_NAMES, GalleryKind, Report, escape};
 
 fn f(v: f64) -> String {
     format!("{v:.4}")
@@ -31,7 +31,7 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Evaluation: {m}</title><style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f4f4f4}}.plots svg{{margin:0 1em 1em 0}}.fail{{color:#b00}}.pass{{color:#070}}</style></head><body><h1>Evaluation report: {m}</h1>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Evaluation: {m}</title><style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f4f4f4}}.plots svg{{margin:0 1em 1em 0}}.gallery figure{{display:inline-block;margin:0 1em 1em 0;max-width:260px;font-size:12px;vertical-align:top}}.fail{{color:#b00}}.pass{{color:#070}}</style></head><body><h1>Evaluation report: {m}</h1>",
         m = escape(&r.model)
     );
     table(
@@ -107,7 +107,51 @@ pub fn render(r: &Report) -> String {
             &["class", "labels", "P", "R", "F1", "AP50", "AP50-95"],
             &rows,
         );
+        if !d.mask_per_class.is_empty() {
+            o.push_str("<h3>Per class, masks (Ultralytics)</h3>");
+            let mut rows: Vec<Vec<String>> = d
+                .mask_per_class
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        c.labels.to_string(),
+                        f(c.precision),
+                        f(c.recall),
+                        f(c.f1),
+                        f(c.ap50),
+                        f(c.ap50_95),
+                    ]
+                })
+                .collect();
+            rows.push(vec![
+                "all".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                d.mask_map50.map_or_else(|| "-".into(), f),
+                d.mask_map50_95.map_or_else(|| "-".into(), f),
+            ]);
+            table(
+                &mut o,
+                &["class", "labels", "P", "R", "F1", "AP50", "AP50-95"],
+                &rows,
+            );
+        }
         o.push_str("<div class=\"plots\">");
+        if !d.confusion.is_empty() {
+            let mut names: Vec<String> = r.class_names.clone();
+            names.push("background".into());
+            if names.len() == d.confusion.len() {
+                o.push_str(&heat_map(
+                    "Instance confusion (truth × predicted, operating point)",
+                    &names,
+                    &names,
+                    &d.confusion,
+                ));
+            }
+        }
         let pr: Vec<Series<'_>> = d
             .curves
             .iter()
@@ -284,8 +328,55 @@ pub fn render(r: &Report) -> String {
         }
         o.push_str("</ul>");
     }
+    gallery(&mut o, r);
     o.push_str("</body></html>\n");
     o
+}
+
+/// The gallery of worst mistakes: one figure per thumbnail, grouped by kind.
+fn gallery(o: &mut String, r: &Report) {
+    if r.gallery.is_empty() {
+        return;
+    }
+    o.push_str("<h2>Worst mistakes</h2>");
+    for (kind, title) in [
+        (
+            GalleryKind::FalsePositive,
+            "False positives (most confident first)",
+        ),
+        (
+            GalleryKind::FalseNegative,
+            "False negatives (missed objects)",
+        ),
+        (
+            GalleryKind::Misclassified,
+            "Most confident misclassifications",
+        ),
+    ] {
+        let items: Vec<_> = r.gallery.iter().filter(|g| g.kind == kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = write!(o, "<h3>{}</h3><div class=\"gallery\">", escape(title));
+        for g in items {
+            // Only inline image data is allowed: a report must stay offline and self-contained.
+            let src = if g.data_uri.starts_with("data:image/") {
+                escape(&g.data_uri)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                o,
+                "<figure><img src=\"{src}\" alt=\"{alt}\"/><figcaption><b>{class}</b>{score}<br/>{image}<br/>{detail}</figcaption></figure>",
+                alt = escape(&g.image),
+                class = escape(&g.class),
+                score = g.score.map_or_else(String::new, |s| format!(" {}", f(s))),
+                image = escape(&g.image),
+                detail = escape(&g.detail),
+            );
+        }
+        o.push_str("</div>");
+    }
 }
 
 #[cfg(test)]
@@ -313,7 +404,10 @@ mod tests {
         for v in [0.4321, 0.8123, 0.5432, 0.7059, 0.1234, 0.7333, 0.41] {
             assert!(h.contains(&f(v)), "{v}");
         }
-        assert_eq!(h.matches("<svg").count(), 7);
+        assert_eq!(h.matches("<svg").count(), 8);
+        assert!(h.contains("Instance confusion"));
+        // The gallery inlines its thumbnail and escapes the file name.
+        assert!(h.contains("src=\"data:image/png;base64,") && h.contains("val/&lt;x&gt;.jpg"));
         // The body (from the first tag after the doctype) is well formed.
         let body = h.trim_start_matches("<!DOCTYPE html>");
         let body = body.replace("<meta charset=\"utf-8\">", "");
@@ -328,6 +422,9 @@ mod tests {
         let h = render(&r);
         assert!(!h.contains("COCO metrics") && h.contains("Reliability diagram"));
         r.classification = None;
-        assert_eq!(render(&r).matches("<svg").count(), 0);
+        r.gallery.clear();
+        let h = render(&r);
+        assert_eq!(h.matches("<svg").count(), 0);
+        assert!(!h.contains("Worst mistakes"));
     }
 }

@@ -110,6 +110,20 @@ pub struct DetectionSection {
     pub best_conf: f64,
     /// Per-class curves.
     pub curves: Vec<ClassCurves>,
+    /// Ultralytics-style per-class metrics of the masks (empty for box-only models).
+    #[serde(default)]
+    pub mask_per_class: Vec<DetClassRow>,
+    /// Mask mAP at IoU 0.5 (Ultralytics style).
+    #[serde(default)]
+    pub mask_map50: Option<f64>,
+    /// Mask mAP at IoU .50:.95 (Ultralytics style).
+    #[serde(default)]
+    pub mask_map50_95: Option<f64>,
+    /// Instance confusion matrix at the operating point, `confusion[truth][predicted]` over the
+    /// class names followed by `background` (a missed object is `[class][background]`, a false
+    /// detection `[background][class]`).
+    #[serde(default)]
+    pub confusion: Vec<Vec<usize>>,
 }
 
 /// Per-class classification scores.
@@ -249,6 +263,48 @@ pub struct Report {
     pub classification: Option<ClassificationSection>,
     /// Operating-point metrics.
     pub operating: Option<OperatingSection>,
+    /// The worst mistakes, as small inline thumbnails.
+    #[serde(default)]
+    pub gallery: Vec<GalleryItem>,
+}
+
+/// Kind of a gallery entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GalleryKind {
+    /// A detection that matches no ground-truth object (the most confident first).
+    FalsePositive,
+    /// A ground-truth object no detection above its threshold found.
+    FalseNegative,
+    /// A classifier answer that is wrong (the most confident first).
+    Misclassified,
+}
+
+/// One thumbnail of the gallery of worst mistakes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItem {
+    /// What went wrong.
+    pub kind: GalleryKind,
+    /// Image file (as in the data set).
+    pub image: String,
+    /// Class concerned (predicted class for false positives / misclassifications, true class
+    /// for false negatives).
+    pub class: String,
+    /// Confidence of the prediction, if there is one.
+    pub score: Option<f64>,
+    /// One line of explanation.
+    pub detail: String,
+    /// The thumbnail as a `data:` URI (PNG or JPEG, at most 256 px a side).
+    pub data_uri: String,
+}
+
+/// A `data:` URI of `bytes` with media type `mime` (base64), for thumbnails inlined in HTML.
+pub fn data_uri(mime: &str, bytes: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 impl Report {
@@ -280,6 +336,12 @@ impl Report {
             }
             if let Some(m) = &d.coco_mask {
                 metrics.insert("coco_mask_ap".into(), m.first().copied().into());
+            }
+            if let Some(v) = d.mask_map50 {
+                metrics.insert("mask_map50".into(), v.into());
+            }
+            if let Some(v) = d.mask_map50_95 {
+                metrics.insert("mask_map50_95".into(), v.into());
             }
         }
         if let Some(c) = &self.classification {
@@ -377,6 +439,10 @@ pub(crate) mod tests {
                         f1_conf: vec![(0.0, 0.3), (0.5, 0.7), (1.0, 0.0)],
                     })
                     .collect(),
+                mask_per_class: Vec::new(),
+                mask_map50: Some(0.7001),
+                mask_map50_95: Some(0.4002),
+                confusion: vec![vec![2, 0, 1], vec![0, 3, 0], vec![1, 0, 0]],
             }),
             classification: Some(ClassificationSection {
                 samples: 4,
@@ -437,7 +503,33 @@ pub(crate) mod tests {
                     detail: "0.5 > 0.1 <b>".into(),
                 }],
             }),
+            gallery: vec![GalleryItem {
+                kind: GalleryKind::FalsePositive,
+                image: "val/<x>.jpg".into(),
+                class: names[0].clone(),
+                score: Some(0.91),
+                detail: "no ground truth with IoU >= 0.5".into(),
+                data_uri: data_uri("image/png", b"\x89PNG"),
+            }],
         }
+    }
+
+    #[test]
+    fn data_uri_is_base64() {
+        assert_eq!(data_uri("image/png", b"abc"), "data:image/png;base64,YWJj");
+    }
+
+    #[test]
+    fn old_reports_without_new_fields_still_read() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v.as_object_mut().unwrap().remove("gallery");
+        let d = v["detection"].as_object_mut().unwrap();
+        for k in ["mask_per_class", "mask_map50", "mask_map50_95", "confusion"] {
+            d.remove(k);
+        }
+        let r: Report = serde_json::from_value(v).unwrap();
+        assert!(r.gallery.is_empty());
+        assert_eq!(r.detection.unwrap().mask_map50, None);
     }
 
     #[test]
