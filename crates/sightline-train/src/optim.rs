@@ -7,10 +7,30 @@
 //! The optimiser works on any Burn [`Module`]: it walks the parameters with a visitor to read
 //! their gradients and with a mapper to write the updated values, keyed by [`ParamId`], with
 //! its state (momentum buffers, Adam moments) kept flattened on the inner (non-autodiff) device.
+//!
+//! ## Saved state (`--resume`)
+//!
+//! [`GroupedOptimizer::save_state`] and [`ModelEma::save_state`] write safetensors files keyed by
+//! each parameter's **path** in the module tree (`backbone.features.0.conv.weight`, the field
+//! names Burn's visitors report), not by [`ParamId`], because ids change when a model is
+//! reloaded from a file. File naming convention, beside the experiment's weights:
+//!
+//! - `weights/last.optim.safetensors` ([`optim_state_path`]): metadata `format` =
+//!   `sightline-optim/1`, `kind` (`sgd`/`adamw`), `steps`, `lr_weight`, `lr_norm`, `lr_bias`,
+//!   `momentum` (decimal strings that round-trip exactly); tensors `param/<path>` (the **live**
+//!   training parameters, original shapes: `weights/last` may hold the EMA), `m/<path>` (SGD
+//!   momentum buffer or Adam first moment) and `v/<path>` (Adam second moment), flattened.
+//! - `weights/last.ema.safetensors` ([`ema_state_path`]): metadata `format` =
+//!   `sightline-ema/1`, `updates`, `max_decay`, `tau`; tensors `ema/<path>` (flattened).
+//!
+//! Gradients accumulated but not yet applied are not saved: save right after
+//! [`GroupedOptimizer::step`] (the training loops save at the end of an epoch).
 
+use crate::error::{Result, TrainError};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Gradients, Tensor};
-use std::collections::HashMap;
+use burn::tensor::{Gradients, Tensor, TensorData};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 /// The three Ultralytics parameter groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -454,6 +474,396 @@ impl ModelEma {
     /// A copy of `module` with the averaged parameters.
     pub fn apply<M: Module>(&self, module: M) -> M {
         module.map(&mut EmaWriter { ema: &self.ema })
+    }
+}
+
+/// `weights/<name>.optim.safetensors` beside `weights/<name>.safetensors`: where the training
+/// loops keep [`GroupedOptimizer::save_state`] output (`weights_path` is the weights file).
+pub fn optim_state_path(weights_path: &Path) -> PathBuf {
+    weights_path.with_extension("optim.safetensors")
+}
+
+/// `weights/<name>.ema.safetensors` beside `weights/<name>.safetensors`: where the training
+/// loops keep [`ModelEma::save_state`] output.
+pub fn ema_state_path(weights_path: &Path) -> PathBuf {
+    weights_path.with_extension("ema.safetensors")
+}
+
+/// Path (`a.b.0.weight`) → id, shape and (optionally) value of every float parameter.
+#[derive(Default)]
+struct PathVisitor {
+    stack: Vec<String>,
+    ids: BTreeMap<String, (ParamId, Vec<usize>)>,
+    values: Option<BTreeMap<String, Tensor<1>>>,
+}
+
+impl ModuleVisitor for PathVisitor {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.stack.join(".");
+        let v = param.val();
+        let shape = v.dims().to_vec();
+        if let Some(values) = &mut self.values {
+            let n = v.shape().num_elements();
+            values.insert(path.clone(), v.inner().reshape([n]));
+        }
+        self.ids.insert(path, (param.id, shape));
+    }
+}
+
+fn param_paths<M: Module>(module: &M, with_values: bool) -> PathVisitor {
+    let mut v = PathVisitor {
+        values: with_values.then(BTreeMap::new),
+        ..Default::default()
+    };
+    module.visit(&mut v);
+    v
+}
+
+/// Replaces parameters by path with saved values (same number of elements), on the
+/// parameter's own device, keeping `require_grad`.
+struct PathWriter<'a> {
+    stack: Vec<String>,
+    values: &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl ModuleMapper for PathWriter<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some((_, data)) = self.values.get(&self.stack.join(".")) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let inner = tensor.inner();
+        let device = inner.device();
+        let fresh = Tensor::<1>::from_data(TensorData::new(data.clone(), [data.len()]), &device)
+            .reshape(shape);
+        let mut out = Tensor::from_inner(fresh);
+        if require_grad {
+            out = out.require_grad();
+        }
+        Param::from_mapped_value(id, out, mapper)
+    }
+}
+
+fn to_vec(t: &Tensor<1>) -> Result<Vec<f32>> {
+    t.clone()
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Data(format!("{e:?}")))
+}
+
+fn state_io(path: &Path, message: impl std::fmt::Display) -> TrainError {
+    TrainError::Io(format!("{}: {message}", path.display()))
+}
+
+/// Serialises named f32 tensors plus string metadata as safetensors.
+fn encode(
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    use safetensors::tensor::TensorView;
+    let raw: Vec<(&String, Vec<u8>, &Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, (shape, data))| {
+            (
+                k,
+                data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                shape,
+            )
+        })
+        .collect();
+    let mut views = Vec::with_capacity(raw.len());
+    for (name, bytes, shape) in &raw {
+        let view = TensorView::new(safetensors::Dtype::F32, (*shape).clone(), bytes)
+            .map_err(|e| TrainError::Data(format!("{name}: {e}")))?;
+        views.push(((*name).clone(), view));
+    }
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| TrainError::Data(format!("cannot serialise state: {e}")))
+}
+
+type Decoded = (
+    BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    HashMap<String, String>,
+);
+
+/// Reads f32 tensors and metadata written by [`encode`].
+fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(format!("tensor {name} is {:?}, expected F32", view.dtype()));
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        out.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok((out, metadata))
+}
+
+fn meta_get<T: std::str::FromStr>(meta: &HashMap<String, String>, key: &str) -> Result<T> {
+    meta.get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| TrainError::Data(format!("saved state lacks a valid `{key}`")))
+}
+
+fn check_format(meta: &HashMap<String, String>, expected: &str) -> Result<()> {
+    match meta.get("format") {
+        Some(f) if f == expected => Ok(()),
+        other => Err(TrainError::Data(format!(
+            "saved state format is {other:?}, expected {expected}"
+        ))),
+    }
+}
+
+/// Splits `prefix/<path>` entries, checking each path exists in `ids` with `numel` elements.
+fn by_prefix<'a>(
+    tensors: &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    prefix: &str,
+    ids: &BTreeMap<String, (ParamId, Vec<usize>)>,
+) -> Result<Vec<(ParamId, &'a str, &'a Vec<f32>)>> {
+    let mut out = Vec::new();
+    for (name, (_, data)) in tensors {
+        let Some(path) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let (id, shape) = ids.get(path).ok_or_else(|| {
+            TrainError::Shape(format!(
+                "saved state has `{path}`, which this model does not have"
+            ))
+        })?;
+        let numel: usize = shape.iter().product();
+        if numel != data.len() {
+            return Err(TrainError::Shape(format!(
+                "saved state `{path}` has {} values, the model's parameter {shape:?} has {numel}",
+                data.len()
+            )));
+        }
+        out.push((*id, path, data));
+    }
+    Ok(out)
+}
+
+impl GroupedOptimizer {
+    /// The optimiser state of `module` (the model being trained, so that parameters can be
+    /// named by path) and its live parameter values, as safetensors bytes (see the module
+    /// docs for the layout).
+    pub fn state_to_bytes<M: Module>(&self, module: &M) -> Result<Vec<u8>> {
+        let paths = param_paths(module, true);
+        let mut tensors = BTreeMap::new();
+        if let Some(values) = &paths.values {
+            for (path, v) in values {
+                let shape = paths.ids[path].1.clone();
+                tensors.insert(format!("param/{path}"), (shape, to_vec(v)?));
+            }
+        }
+        for (path, (id, _)) in &paths.ids {
+            if let Some(s) = self.state.get(id) {
+                let m = to_vec(&s.m)?;
+                tensors.insert(format!("m/{path}"), (vec![m.len()], m));
+                if let Some(v) = &s.v {
+                    let v = to_vec(v)?;
+                    tensors.insert(format!("v/{path}"), (vec![v.len()], v));
+                }
+            }
+        }
+        let kind = match self.config.kind {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::AdamW => "adamw",
+        };
+        let metadata: HashMap<String, String> = [
+            ("format", "sightline-optim/1".to_string()),
+            ("kind", kind.to_string()),
+            ("steps", self.steps.to_string()),
+            ("lr_weight", self.lrs[0].to_string()),
+            ("lr_norm", self.lrs[1].to_string()),
+            ("lr_bias", self.lrs[2].to_string()),
+            ("momentum", self.momentum.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        encode(&tensors, metadata)
+    }
+
+    /// Restores state written by [`Self::state_to_bytes`] into this optimiser (built with
+    /// [`GroupedOptimizer::new`] for `module`, same [`OptimizerKind`]) and returns `module` with
+    /// the saved live parameters. Fails, changing nothing, on another format or kind, or a
+    /// parameter path or size the model does not have.
+    pub fn state_from_bytes<M: Module>(&mut self, module: M, bytes: &[u8]) -> Result<M> {
+        let (tensors, meta) = decode(bytes).map_err(TrainError::Data)?;
+        check_format(&meta, "sightline-optim/1")?;
+        let kind = match meta.get("kind").map(String::as_str) {
+            Some("sgd") => OptimizerKind::Sgd,
+            Some("adamw") => OptimizerKind::AdamW,
+            other => {
+                return Err(TrainError::Data(format!(
+                    "saved optimiser kind {other:?} is not sgd or adamw"
+                )));
+            }
+        };
+        if kind != self.config.kind {
+            return Err(TrainError::Config(format!(
+                "the saved optimiser is {kind:?}, this run uses {:?}",
+                self.config.kind
+            )));
+        }
+        let steps: u64 = meta_get(&meta, "steps")?;
+        let lrs = [
+            meta_get(&meta, "lr_weight")?,
+            meta_get(&meta, "lr_norm")?,
+            meta_get(&meta, "lr_bias")?,
+        ];
+        let momentum: f64 = meta_get(&meta, "momentum")?;
+        let paths = param_paths(&module, true);
+        let params = by_prefix(&tensors, "param/", &paths.ids)?;
+        let ms = by_prefix(&tensors, "m/", &paths.ids)?;
+        let vs: HashMap<ParamId, &Vec<f32>> = by_prefix(&tensors, "v/", &paths.ids)?
+            .into_iter()
+            .map(|(id, _, v)| (id, v))
+            .collect();
+        let device = |path: &str| {
+            paths
+                .values
+                .as_ref()
+                .and_then(|v| v.get(path))
+                .map(|t| t.device())
+        };
+        let mut state = HashMap::new();
+        for (id, path, m) in ms {
+            let Some(d) = device(path) else { continue };
+            let up =
+                |x: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(x.clone(), [x.len()]), &d);
+            let v = vs.get(&id).map(|v| up(v));
+            if kind == OptimizerKind::AdamW && v.is_none() {
+                return Err(TrainError::Data(format!(
+                    "saved AdamW state lacks the second moment of `{path}`"
+                )));
+            }
+            state.insert(id, State { m: up(m), v });
+        }
+        let values: BTreeMap<String, (Vec<usize>, Vec<f32>)> = params
+            .into_iter()
+            .map(|(_, path, v)| (path.to_string(), (Vec::new(), v.clone())))
+            .collect();
+        let module = module.map(&mut PathWriter {
+            stack: Vec::new(),
+            values: &values,
+        });
+        self.groups = classify_params(&module);
+        self.state = state;
+        self.accum.clear();
+        self.steps = steps;
+        self.lrs = lrs;
+        self.momentum = momentum;
+        Ok(module)
+    }
+
+    /// Writes [`Self::state_to_bytes`] atomically to `path` (by convention
+    /// [`optim_state_path`] of `weights/last.safetensors`).
+    pub fn save_state<M: Module>(&self, module: &M, path: &Path) -> Result<()> {
+        let bytes = self.state_to_bytes(module)?;
+        crate::experiment::write_atomic(path, &bytes)
+    }
+
+    /// Reads a file written by [`Self::save_state`]; see [`Self::state_from_bytes`]. Returns
+    /// `module` with the saved live parameters.
+    pub fn load_state<M: Module>(&mut self, module: M, path: &Path) -> Result<M> {
+        let bytes = fs_err::read(path).map_err(|e| state_io(path, e))?;
+        self.state_from_bytes(module, &bytes)
+            .map_err(|e| state_io(path, e))
+    }
+}
+
+impl ModelEma {
+    /// The averaged parameters (named by their path in `module`, the model being trained) and
+    /// the update count, as safetensors bytes.
+    pub fn state_to_bytes<M: Module>(&self, module: &M) -> Result<Vec<u8>> {
+        let paths = param_paths(module, false);
+        let mut tensors = BTreeMap::new();
+        for (path, (id, _)) in &paths.ids {
+            if let Some(e) = self.ema.get(id) {
+                let e = to_vec(e)?;
+                tensors.insert(format!("ema/{path}"), (vec![e.len()], e));
+            }
+        }
+        let metadata: HashMap<String, String> = [
+            ("format", "sightline-ema/1".to_string()),
+            ("updates", self.updates.to_string()),
+            ("max_decay", self.max_decay.to_string()),
+            ("tau", self.tau.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        encode(&tensors, metadata)
+    }
+
+    /// Restores state written by [`Self::state_to_bytes`]; `module` is the model being trained
+    /// (after its parameters were restored), used to map paths to parameters.
+    pub fn state_from_bytes<M: Module>(&mut self, module: &M, bytes: &[u8]) -> Result<()> {
+        let (tensors, meta) = decode(bytes).map_err(TrainError::Data)?;
+        check_format(&meta, "sightline-ema/1")?;
+        let updates = meta_get(&meta, "updates")?;
+        let max_decay = meta_get(&meta, "max_decay")?;
+        let tau = meta_get(&meta, "tau")?;
+        let paths = param_paths(module, true);
+        let mut ema = HashMap::new();
+        for (id, path, e) in by_prefix(&tensors, "ema/", &paths.ids)? {
+            let Some(d) = paths
+                .values
+                .as_ref()
+                .and_then(|v| v.get(path))
+                .map(|t| t.device())
+            else {
+                continue;
+            };
+            ema.insert(
+                id,
+                Tensor::<1>::from_data(TensorData::new(e.clone(), [e.len()]), &d),
+            );
+        }
+        // parameters the file does not cover keep their current average
+        for (id, t) in ema {
+            self.ema.insert(id, t);
+        }
+        self.updates = updates;
+        self.max_decay = max_decay;
+        self.tau = tau;
+        Ok(())
+    }
+
+    /// Writes [`Self::state_to_bytes`] atomically to `path` (by convention
+    /// [`ema_state_path`] of `weights/last.safetensors`).
+    pub fn save_state<M: Module>(&self, module: &M, path: &Path) -> Result<()> {
+        let bytes = self.state_to_bytes(module)?;
+        crate::experiment::write_atomic(path, &bytes)
+    }
+
+    /// Reads a file written by [`Self::save_state`]; see [`Self::state_from_bytes`].
+    pub fn load_state<M: Module>(&mut self, module: &M, path: &Path) -> Result<()> {
+        let bytes = fs_err::read(path).map_err(|e| state_io(path, e))?;
+        self.state_from_bytes(module, &bytes)
+            .map_err(|e| state_io(path, e))
     }
 }
 
