@@ -1,15 +1,17 @@
 //! YOLOv8-seg training step: batching augmented samples into tensors, Ultralytics' head bias
-//! initialisation, and one forward/backward/accumulate pass with the segmentation loss.
+//! initialisation, starting weights with head re-initialisation ([`start_detector`]), and one
+//! forward/backward/accumulate pass with the segmentation loss.
 
 use crate::augment::detect::DetTargets;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::optim::GroupedOptimizer;
 use crate::yolo::boxes::Level;
 use crate::yolo::loss::{SegLoss, SegLossConfig, seg_loss};
 use burn::module::{ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
-use sightline_vision::yolo::{STRIDES, YoloV8Seg};
+use sightline_vision::weights::TensorMap;
+use sightline_vision::yolo::{STRIDES, YoloV8Seg, YoloV8SegConfig};
 
 /// Stack equally sized RGB images into a `[B, 3, H, W]` tensor with values in `[0, 1]`.
 pub fn batch_tensor(images: &[RgbImage], device: &Device) -> Tensor<4> {
@@ -120,4 +122,84 @@ pub fn forward_backward(
     let grads = loss.total.backward();
     opt.accumulate(model, &grads);
     Ok(loss)
+}
+
+/// What [`start_detector`] took from the starting weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Tensors copied from the starting weights.
+    pub loaded: usize,
+    /// Tensors of the model in total.
+    pub total: usize,
+    /// Tensors left at their fresh initialisation because the starting weights lack them or
+    /// shape them differently (the class branch of the head when the class count differs).
+    pub reinitialised: Vec<String>,
+}
+
+/// A YOLOv8-seg to train: a fresh network of `config` (Ultralytics head bias initialisation),
+/// then every tensor of `start` (Ultralytics state-dict names, e.g. from a `.pt` or one of our
+/// checkpoints) whose name and shape match is copied in, as Ultralytics' `intersect_dicts`
+/// does. With another class count, the head's class branch (`model.22.cv3.*`, whose hidden
+/// width also depends on the class count) keeps its fresh initialisation; box, mask and
+/// backbone weights are kept. The scale of `config` must match the weights' (checked:
+/// a mismatch is an error, not a silent partial load).
+pub fn start_detector(
+    config: &YoloV8SegConfig,
+    start: Option<&TensorMap>,
+    device: &Device,
+) -> Result<(YoloV8Seg, Transfer)> {
+    let fresh = init_head_biases(YoloV8Seg::new(config, device));
+    let Some(start) = start else {
+        let total = fresh
+            .to_tensor_map()
+            .map_err(|e| TrainError::Data(e.to_string()))?
+            .len();
+        return Ok((
+            fresh,
+            Transfer {
+                loaded: 0,
+                total,
+                reinitialised: Vec::new(),
+            },
+        ));
+    };
+    let theirs = YoloV8SegConfig::infer(start).map_err(|e| {
+        TrainError::Config(format!(
+            "the starting weights are not a YOLOv8-seg model: {e}"
+        ))
+    })?;
+    if theirs.scale != config.scale || theirs.num_masks != config.num_masks {
+        return Err(TrainError::Config(format!(
+            "the starting weights are YOLOv8{}-seg, the manifest asks for YOLOv8{}-seg",
+            theirs.scale.unwrap_or('?'),
+            config.scale.unwrap_or('?')
+        )));
+    }
+    let mut merged = fresh
+        .to_tensor_map()
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let names: Vec<String> = merged.names().map(str::to_string).collect();
+    let total = names.len();
+    let mut loaded = 0;
+    let mut reinitialised = Vec::new();
+    for name in names {
+        let ours = merged.get(&name).map(|t| t.shape.clone());
+        match start.get(&name) {
+            Some(t) if Some(&t.shape) == ours.as_ref() => {
+                merged.insert(name, t.clone());
+                loaded += 1;
+            }
+            _ => reinitialised.push(name),
+        }
+    }
+    let model = YoloV8Seg::load(config, &merged, device)
+        .map_err(|e| TrainError::Config(format!("loading the starting weights: {e}")))?;
+    Ok((
+        model,
+        Transfer {
+            loaded,
+            total,
+            reinitialised,
+        },
+    ))
 }

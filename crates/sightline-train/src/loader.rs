@@ -12,6 +12,37 @@ use crate::augment::detect::{
 use crate::rng::Rng;
 use image::RgbImage;
 use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// Decode image files to RGB in parallel (rayon), in input order, recognising the format from
+/// the content (dataset objects have no extension); each failure names its file.
+pub fn decode_images(paths: &[PathBuf]) -> Vec<Result<RgbImage, String>> {
+    paths
+        .par_iter()
+        .map(|p| {
+            image::ImageReader::open(p)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.decode().map_err(|e| e.to_string()))
+                .map(|i| i.to_rgb8())
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+/// Run `f` on a rayon pool of `workers` threads (0: rayon's default, one per core). Data
+/// loading, augmentation and the CPU backend's kernels all run on it. Results do not depend on
+/// the number of threads.
+pub fn with_workers<T: Send>(workers: usize, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    if workers == 0 {
+        return Ok(f());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(pool.install(f))
+}
 
 /// Decoded training images, each resized so its long side is `imgsz` (the decode cache).
 #[derive(Debug, Clone)]

@@ -1,20 +1,38 @@
 //! The detector training loop: epochs of parallel-augmented batches, Ultralytics warm-up and
 //! lr schedule, gradient accumulation to a nominal batch of 64, EMA, per-epoch validation,
 //! `metrics.json`, `weights/last` and `weights/best` (by [`detector_fitness`]), patience.
+//!
+//! After every completed epoch the loop writes, in this order: `weights/last.safetensors` (the
+//! EMA weights, with class names, task and scale in the safetensors metadata, loadable by
+//! `sightline predict`), `weights/best.safetensors` when the epoch is the best so far, the
+//! optimiser state with the live parameters (`weights/last.optim.safetensors`) and the EMA state
+//! (`weights/last.ema.safetensors`, see [`crate::optim`]), and finally `metrics.json`. A run
+//! therefore resumes ([`resume_detector`]) from the last epoch listed in `metrics.json`, with the
+//! same data order and augmentations (they depend only on seed, epoch and position).
+//!
+//! [`TrainControl`]: the stop flag is checked after every batch; a stop abandons the epoch in
+//! progress (its checkpoint is not written), so the experiment stays at its last completed
+//! epoch and can be resumed.
 
 use crate::augment::DetSample;
 use crate::augment::detect::{DetAugConfig, to_targets, val_sample};
+use crate::control::{BatchProgress, TrainControl};
 use crate::detector::{batch_tensor, forward_backward};
 use crate::error::{Result, TrainError};
 use crate::experiment::{BestTracker, EpochRecord, Experiment, detector_fitness, write_atomic};
 use crate::loader::{DetCache, build_batch, epoch_batches};
-use crate::optim::{GroupedOptimizer, ModelEma, lr_factor, warmup_iterations};
+use crate::optim::{
+    GroupedOptimizer, ModelEma, OptimConfig, ema_state_path, lr_factor, optim_state_path,
+    warmup_iterations,
+};
 use crate::validate::validate_detector;
 use crate::yolo::loss::SegLossConfig;
 use burn::module::Module;
 use burn::tensor::Device;
-use sightline_vision::yolo::YoloV8Seg;
-use std::collections::BTreeMap;
+use sightline_vision::weights::TensorMap;
+use sightline_vision::yolo::{YoloV8Seg, YoloV8SegConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Instant;
 
 /// Loop settings.
@@ -42,31 +60,120 @@ pub struct DetRunConfig {
     pub patience: usize,
     /// Seed of data order and augmentation.
     pub seed: u64,
+    /// Class names by class id (written into the checkpoints' metadata).
+    pub names: Vec<String>,
 }
 
-fn save(model: &YoloV8Seg, path: &std::path::Path) -> Result<()> {
+/// Safetensors bytes of `map` with the metadata keys `sightline-torch` reads back (`task`,
+/// `names` as a JSON list, `nc`, `scale`, `model_class`).
+pub fn checkpoint_bytes(map: &TensorMap, meta: &[(&str, String)]) -> Result<Vec<u8>> {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = map
+        .iter()
+        .map(|(name, t)| {
+            (
+                name.to_string(),
+                t.shape.clone(),
+                t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let mut views = Vec::with_capacity(data.len());
+    for (name, shape, bytes) in &data {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map_err(|e| TrainError::Data(format!("{name}: {e}")))?;
+        views.push((name.as_str(), view));
+    }
+    let md: HashMap<String, String> = meta
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect();
+    safetensors::serialize(views, Some(md)).map_err(|e| TrainError::Data(e.to_string()))
+}
+
+/// Write a YOLOv8-seg checkpoint (Ultralytics tensor names, class names in the metadata).
+pub fn save_detector(model: &YoloV8Seg, names: &[String], path: &Path) -> Result<()> {
     let map = model
         .to_tensor_map()
         .map_err(|e| TrainError::Io(e.to_string()))?;
-    let bytes = map
-        .to_safetensors_bytes()
-        .map_err(|e| TrainError::Io(e.to_string()))?;
-    write_atomic(path, &bytes)
+    let mut meta = vec![
+        ("task", "segment".to_string()),
+        ("nc", model.num_classes().to_string()),
+        ("model_class", "SegmentationModel".to_string()),
+        (
+            "names",
+            serde_json::to_string(names).map_err(|e| TrainError::Io(e.to_string()))?,
+        ),
+    ];
+    if let Ok(cfg) = YoloV8SegConfig::infer(&map)
+        && let Some(s) = cfg.scale
+    {
+        meta.push(("scale", s.to_string()));
+    }
+    write_atomic(path, &checkpoint_bytes(&map, &meta)?)
 }
 
-/// Train `model` (on an autodiff `device`) from `exp.next_epoch()` to `cfg.epochs`.
-/// Returns the trained (live, not EMA) model.
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome<M> {
+    /// The trained (live, not EMA) model.
+    pub model: M,
+    /// True when [`TrainControl::request_stop`] ended the run before its last epoch.
+    pub stopped: bool,
+    /// True when early stopping (`patience`) ended the run.
+    pub early_stopped: bool,
+    /// Best epoch so far (0-based).
+    pub best_epoch: Option<usize>,
+    /// Its fitness.
+    pub best_fitness: Option<f64>,
+}
+
+/// The model, optimiser and EMA of an experiment's last completed epoch, to continue training:
+/// `weights/last.safetensors` (EMA parameters and live batch-norm statistics), then the live
+/// parameters and optimiser state from `weights/last.optim.safetensors`, then the EMA from
+/// `weights/last.ema.safetensors`. `config` must describe the same architecture, `opt_cfg` the
+/// same optimiser kind. `device` is the (autodiff) training device.
+pub fn resume_detector(
+    exp: &Experiment,
+    config: &YoloV8SegConfig,
+    opt_cfg: OptimConfig,
+    device: &Device,
+) -> Result<(YoloV8Seg, GroupedOptimizer, ModelEma)> {
+    let last = exp.weights_path("last");
+    if exp.records().is_empty() || !last.exists() {
+        return Err(TrainError::Config(format!(
+            "{} has no completed epoch to resume from",
+            exp.dir().display()
+        )));
+    }
+    let map = TensorMap::from_safetensors_file(&last)
+        .map_err(|e| TrainError::Io(format!("{}: {e}", last.display())))?;
+    let model = YoloV8Seg::load(config, &map, device)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", last.display())))?;
+    let mut opt = GroupedOptimizer::new(opt_cfg, &model);
+    let model = opt.load_state(model, &optim_state_path(&last))?;
+    let mut ema = ModelEma::new(&model);
+    ema.load_state(&model, &ema_state_path(&last))?;
+    Ok((model, opt, ema))
+}
+
+/// Train `model` (on an autodiff `device`) from `exp.next_epoch()` to `cfg.epochs`. `ema` is
+/// the average to continue (from [`resume_detector`]); `None` starts one from `model`.
+/// `control` is polled after every batch and receives batch progress; `on_epoch` sees every
+/// completed epoch after it was written.
 #[allow(clippy::too_many_arguments)]
 pub fn train_detector(
     mut model: YoloV8Seg,
     opt: &mut GroupedOptimizer,
+    ema: Option<ModelEma>,
     cfg: &DetRunConfig,
     train: Vec<DetSample>,
     val: Vec<DetSample>,
     exp: &mut Experiment,
     device: &Device,
+    control: &TrainControl,
     mut on_epoch: impl FnMut(&EpochRecord),
-) -> Result<YoloV8Seg> {
+) -> Result<RunOutcome<YoloV8Seg>> {
     if train.is_empty() || val.is_empty() {
         return Err(TrainError::Config(
             "the training and validation sets must not be empty".into(),
@@ -86,12 +193,14 @@ pub fn train_detector(
     let nb = cache.len().div_ceil(cfg.batch.max(1));
     let nw = warmup_iterations(cfg.warmup_epochs, cfg.epochs, nb);
     let acc0 = ((64.0 / cfg.batch.max(1) as f64).round() as usize).max(1);
-    let mut ema = ModelEma::new(&model);
+    let mut ema = ema.unwrap_or_else(|| ModelEma::new(&model));
     let mut best = BestTracker::new(cfg.patience);
     for r in exp.records() {
         best.update(r.epoch, r.fitness);
     }
-    for epoch in exp.next_epoch()..cfg.epochs {
+    let mut stopped = false;
+    let mut early_stopped = false;
+    'epochs: for epoch in exp.next_epoch()..cfg.epochs {
         let t0 = Instant::now();
         let mut aug = cfg.aug.clone();
         if epoch + cfg.close_mosaic >= cfg.epochs {
@@ -132,6 +241,18 @@ pub fn train_detector(
                 ema.update(&model);
                 pending = 0;
             }
+            let n = (i + 1) as f64;
+            control.batch(&BatchProgress {
+                epoch,
+                epochs: cfg.epochs,
+                batch: i,
+                batches: nb,
+                losses: sums.iter().map(|(k, v)| (k.clone(), v / n)).collect(),
+            });
+            if control.stop_requested() {
+                stopped = true;
+                break 'epochs;
+            }
         }
         let eval = ema.apply(model.clone()).valid();
         let m = validate_detector(&eval, &val_images, &val_targets, cfg.batch, device)?;
@@ -150,21 +271,45 @@ pub fn train_detector(
             fitness,
             time_s: t0.elapsed().as_secs_f64(),
         };
-        save(&eval, &exp.weights_path("last"))?;
+        let last = exp.weights_path("last");
+        save_detector(&eval, &cfg.names, &last)?;
         if best.update(epoch, fitness) || !exp.weights_path("best").exists() {
-            save(&eval, &exp.weights_path("best"))?;
+            save_detector(&eval, &cfg.names, &exp.weights_path("best"))?;
         }
+        opt.save_state(&model, &optim_state_path(&last))?;
+        ema.save_state(&model, &ema_state_path(&last))?;
         exp.append(record.clone())?;
         on_epoch(&record);
         if best.should_stop(epoch) {
+            early_stopped = true;
+            break;
+        }
+        if control.stop_requested() {
+            stopped = epoch + 1 < cfg.epochs;
             break;
         }
     }
+    let best_metrics = best
+        .best_epoch
+        .and_then(|b| exp.records().iter().find(|r| r.epoch == b))
+        .map(|r| r.metrics.clone());
     exp.write_summary(&serde_json::json!({
+        "task": "segment",
+        "status": if stopped { "stopped" } else { "completed" },
+        "epochs": cfg.epochs,
         "epochs_completed": exp.next_epoch(),
+        "early_stopped": early_stopped,
         "best_epoch": best.best_epoch,
         "best_fitness": best.best_fitness,
+        "best_metrics": best_metrics,
         "fitness": "0.1*mAP50 + 0.9*mAP50-95, box + mask",
+        "names": cfg.names,
     }))?;
-    Ok(model)
+    Ok(RunOutcome {
+        model,
+        stopped,
+        early_stopped,
+        best_epoch: best.best_epoch,
+        best_fitness: best.best_fitness,
+    })
 }

@@ -130,6 +130,7 @@ fn two_epochs_write_metrics_and_weights() {
         warmup_momentum: 0.8,
         patience: 0,
         seed: 1,
+        names: vec!["a".into(), "b".into()],
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut exp =
@@ -137,10 +138,21 @@ fn two_epochs_write_metrics_and_weights() {
     let train: Vec<DetSample> = (0..4).map(|i| scene(i % 2)).collect();
     let val: Vec<DetSample> = (0..2).map(scene).collect();
     let mut seen = Vec::new();
-    train_detector(model, &mut opt, &run, train, val, &mut exp, &device, |r| {
-        seen.push(r.epoch)
-    })
+    let control = sightline_train::control::TrainControl::new();
+    let out = train_detector(
+        model,
+        &mut opt,
+        None,
+        &run,
+        train,
+        val,
+        &mut exp,
+        &device,
+        &control,
+        |r| seen.push(r.epoch),
+    )
     .unwrap();
+    assert!(!out.stopped && out.best_epoch.is_some());
     assert_eq!(seen, vec![0, 1]);
     let back = Experiment::open(exp.dir()).unwrap();
     assert_eq!(back.records().len(), 2);
@@ -156,4 +168,11 @@ fn two_epochs_write_metrics_and_weights() {
         sightline_vision::weights::TensorMap::from_safetensors_file(&exp.weights_path("last"))
             .unwrap();
     YoloV8Seg::load(&YoloV8SegConfig::n(2), &map, &Device::flex()).unwrap();
+    // with class names, task and scale for `sightline predict`
+    let ckpt = sightline_vision::checkpoint::read_checkpoint(&exp.weights_path("best")).unwrap();
+    assert_eq!(
+        ckpt.meta.names,
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    assert_eq!(ckpt.meta.task.as_deref(), Some("segment"));
 }
