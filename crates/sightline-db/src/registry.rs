@@ -347,8 +347,13 @@ pub async fn list_aliases(
     }))
 }
 
+/// PostgreSQL notification channel on which every alias change is announced, with the payload
+/// `<project>/<task>` (sent inside the changing transaction, so delivered on commit).
+pub const ALIAS_CHANNEL: &str = "sightline_aliases";
+
 /// Point `alias` of the model version's project + task at it, recording the change.
-/// Returns the previous target id, if any.
+/// Returns the previous target id, if any. On PostgreSQL the change is announced on
+/// [`ALIAS_CHANNEL`] in the same transaction.
 pub async fn set_alias(
     db: &Db,
     model_version_id: i64,
@@ -358,14 +363,17 @@ pub async fn set_alias(
     actor: &str,
 ) -> Result<Option<i64>, DbError> {
     let now = crate::now();
+    let is_postgres = matches!(db, Db::Postgres(_));
     with_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let target: Option<(i64, String)> =
-            sqlx::query_as("SELECT project_id, task FROM model_versions WHERE id = $1")
-                .bind(model_version_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((project_id, task)) = target else {
+        let target: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT mv.project_id, mv.task, p.name FROM model_versions mv \
+             JOIN projects p ON p.id = mv.project_id WHERE mv.id = $1",
+        )
+        .bind(model_version_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((project_id, task, project)) = target else {
             return Err(DbError::Corrupt(format!(
                 "model version {model_version_id} does not exist"
             )));
@@ -405,9 +413,62 @@ pub async fn set_alias(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if is_postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(ALIAS_CHANNEL)
+                .bind(format!("{project}/{task}"))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(previous)
     })
+}
+
+/// A dedicated PostgreSQL connection listening on [`ALIAS_CHANNEL`] (see [`listen_aliases`]).
+pub struct AliasListener {
+    inner: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for AliasListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AliasListener")
+            .field("channel", &ALIAS_CHANNEL)
+            .finish()
+    }
+}
+
+/// What [`AliasListener::recv`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasNotice {
+    /// An alias of `<project>/<task>` (the payload) changed.
+    Changed(String),
+    /// The connection was lost; notifications may have been missed. The next
+    /// [`AliasListener::recv`] reconnects (and fails if it cannot).
+    Reconnecting,
+}
+
+impl AliasListener {
+    /// Wait for the next alias change (or a lost connection).
+    pub async fn recv(&mut self) -> Result<AliasNotice, DbError> {
+        Ok(match self.inner.try_recv().await? {
+            Some(n) => AliasNotice::Changed(n.payload().to_string()),
+            None => AliasNotice::Reconnecting,
+        })
+    }
+}
+
+/// Start listening for alias changes: `Some` on PostgreSQL (a connection of its own, taken from
+/// the pool's settings), `None` on SQLite, which has no notifications (callers poll).
+pub async fn listen_aliases(db: &Db) -> Result<Option<AliasListener>, DbError> {
+    match db {
+        Db::Sqlite(_) => Ok(None),
+        Db::Postgres(pool) => {
+            let mut inner = sqlx::postgres::PgListener::connect_with(pool).await?;
+            inner.listen(ALIAS_CHANNEL).await?;
+            Ok(Some(AliasListener { inner }))
+        }
+    }
 }
 
 /// One recorded alias change.

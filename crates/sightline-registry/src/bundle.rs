@@ -16,8 +16,12 @@ use sightline_core::{BusinessRules, Task};
 
 use crate::error::RegistryError;
 
-/// Current `bundle.json` format number.
-pub const BUNDLE_FORMAT: u32 = 1;
+/// Current `bundle.json` format number. Format 2: `labels` is the model's class map resolved at
+/// registration ([`crate::labels`]). Format 1 (still read): `labels` are the project's labels
+/// and a detector's class names come from its checkpoint.
+pub const BUNDLE_FORMAT: u32 = 2;
+/// Oldest `bundle.json` format that still opens.
+pub const MIN_BUNDLE_FORMAT: u32 = 1;
 /// Name of the manifest file inside a bundle folder.
 pub const BUNDLE_MANIFEST: &str = "bundle.json";
 
@@ -100,7 +104,8 @@ pub struct BundleManifest {
     pub version: i64,
     /// Architecture (`yolov8n-seg`, `mobilenet_v3_small`, ...).
     pub model_name: String,
-    /// Label map: class id = index.
+    /// Class map: class id = index (format 2: resolved at registration, see [`crate::labels`];
+    /// format 1: the project's labels).
     pub labels: Vec<String>,
     /// Input preprocessing.
     pub preprocessing: Preprocessing,
@@ -186,11 +191,11 @@ impl Bundle {
                 path: manifest_path.clone(),
                 reason: e.to_string(),
             })?;
-        if manifest.format != BUNDLE_FORMAT {
+        if !(MIN_BUNDLE_FORMAT..=BUNDLE_FORMAT).contains(&manifest.format) {
             return Err(RegistryError::BundleInvalid {
                 path: manifest_path,
                 reason: format!(
-                    "format {} is not supported (expected {BUNDLE_FORMAT})",
+                    "format {} is not supported (expected {MIN_BUNDLE_FORMAT} to {BUNDLE_FORMAT})",
                     manifest.format
                 ),
             });

@@ -4,11 +4,13 @@
 //! - [`bundle`]: the deployment bundle (weights + `bundle.json` with checksums), verified on load.
 //! - [`model`]: registry records (model versions, evaluations, aliases, lineage).
 //! - [`gates`]: promotion gates (business rules, `--min-map`, `--min-accuracy`).
+//! - [`labels`]: the class map of a model version (`--labels`, checkpoint names, project labels).
 //! - [`service`]: the workflow over the database and artifact store ([`Registry`]).
 
 pub mod bundle;
 pub mod error;
 pub mod gates;
+pub mod labels;
 pub mod model;
 pub mod service;
 pub mod time;

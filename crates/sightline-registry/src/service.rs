@@ -191,8 +191,19 @@ impl Registry {
     }
 
     /// Register a checkpoint: validate, write the bundle, insert the immutable version, and
-    /// optionally set an alias.
+    /// optionally set an alias. The class map comes from the checkpoint or the project (see
+    /// [`crate::labels`]); [`Registry::register_with_labels`] gives it explicitly.
     pub async fn register(&self, req: RegisterRequest) -> Result<ModelVersion, RegistryError> {
+        self.register_with_labels(req, None).await
+    }
+
+    /// [`Registry::register`] with an explicit class map (`--labels`): class id `i` of the model
+    /// means project label `class_labels[i]` (rule in [`crate::labels`]).
+    pub async fn register_with_labels(
+        &self,
+        req: RegisterRequest,
+        class_labels: Option<Vec<String>>,
+    ) -> Result<ModelVersion, RegistryError> {
         let m = &req.manifest;
         let task = match req.task {
             Some(t) => t,
@@ -241,6 +252,20 @@ impl Registry {
                 m.labels, m.project, labels
             )));
         }
+        let checkpoint_names = if crate::labels::reads_checkpoint_names(task) {
+            let path = req.checkpoint.clone();
+            tokio::task::spawn_blocking(move || crate::labels::checkpoint_class_names(&path))
+                .await
+                .map_err(|e| RegistryError::Invalid(format!("checkpoint reader failed: {e}")))??
+        } else {
+            None
+        };
+        let (class_map, _source) = crate::labels::resolve_class_labels(
+            &m.project,
+            &labels,
+            class_labels.as_deref(),
+            checkpoint_names.as_deref(),
+        )?;
         if let Some(ds) = &req.dataset_version
             && !repo::dataset_version_exists(&self.db, ds)
                 .await
@@ -268,7 +293,7 @@ impl Registry {
             task,
             version,
             model_name: config.name.to_string(),
-            labels: labels.clone(),
+            labels: class_map.clone(),
             preprocessing: preprocessing.clone(),
             thresholds: thresholds.clone(),
             business_rules: m.business_rules.clone(),
@@ -308,7 +333,7 @@ impl Registry {
             checkpoint_sha256: &sha,
             checkpoint_path: &checkpoint_s,
             bundle_dir: &rel_dir_s,
-            labels: serde_json::to_value(&labels)?,
+            labels: serde_json::to_value(&class_map)?,
             preprocessing: serde_json::to_value(&preprocessing)?,
             thresholds: serde_json::to_value(&thresholds)?,
             business_rules: serde_json::to_value(&m.business_rules)?,

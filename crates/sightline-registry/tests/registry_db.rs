@@ -50,13 +50,28 @@ fn request(manifest: &Manifest, task: Task, ckpt: &Path) -> RegisterRequest {
     }
 }
 
+/// A tiny safetensors "checkpoint": one tensor holding `value`, optional class names.
+fn weights(path: &Path, value: f32, names: Option<&[&str]>) {
+    let t = sightline_torch::TensorF32 {
+        shape: vec![1],
+        data: vec![value],
+        dtype: sightline_torch::DType::F32,
+    };
+    let meta = sightline_torch::Meta {
+        names: names.map(|n| n.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    sightline_torch::save_safetensors(path, [("w", &t)], &meta).unwrap();
+}
+
 async fn full_workflow(t: TestDb) {
     let manifest = setup(&t.db).await;
     let tmp = tempfile::tempdir().unwrap();
     let exp = tmp.path().join("experiments/20260101-000000/weights");
     fs_err::create_dir_all(&exp).unwrap();
     let ckpt = exp.join("best.safetensors");
-    fs_err::write(&ckpt, b"detector weights v1").unwrap();
+    weights(&ckpt, 1.0, Some(&["scratch", "dent", "ng"]));
+    let v1_bytes = fs_err::read(&ckpt).unwrap();
     let artifacts = tmp.path().join("artifacts");
     let reg = Registry::new(t.db.clone(), artifacts.clone());
 
@@ -74,22 +89,38 @@ async fn full_workflow(t: TestDb) {
         .unwrap();
     assert_eq!((v1.version, v1.task), (1, Task::Segment));
     assert_eq!(v1.experiment_id.as_deref(), Some("20260101-000000"));
-    assert_eq!(v1.labels, vec!["ok", "ng", "scratch", "dent"]);
+    // A detector's class map: its checkpoint's names (see `sightline_registry::labels`).
+    assert_eq!(v1.labels, vec!["scratch", "dent", "ng"]);
     assert_eq!(v1.thresholds["scratch"], 0.4);
     assert_eq!(v1.thresholds["dent"], 0.25);
     assert_eq!(v1.checkpoint_sha256, Registry::checksum(&ckpt).unwrap());
     let bundle = reg.open_bundle(&v1).unwrap();
     assert_eq!(bundle.manifest.version, 1);
-    assert_eq!(
-        fs_err::read(bundle.weights_path()).unwrap(),
-        b"detector weights v1"
-    );
+    assert_eq!(fs_err::read(bundle.weights_path()).unwrap(), v1_bytes);
+    assert_eq!(bundle.manifest.labels, v1.labels);
 
-    fs_err::write(&ckpt, b"detector weights v2").unwrap();
+    // Names that are not project labels need an explicit map of the same length.
+    weights(&ckpt, 2.0, Some(&["kratzer", "delle"]));
+    let err = reg
+        .register(request(&manifest, Task::Segment, &ckpt))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--labels"), "{err}");
+    assert!(
+        reg.register_with_labels(
+            request(&manifest, Task::Segment, &ckpt),
+            Some(vec!["scratch".into()])
+        )
+        .await
+        .is_err()
+    );
+    // Without names: the project's labels.
+    weights(&ckpt, 2.0, None);
     let mut r2 = request(&manifest, Task::Segment, &ckpt);
     r2.alias = Some("staging".into());
     let v2 = reg.register(r2).await.unwrap();
     assert_eq!(v2.version, 2);
+    assert_eq!(v2.labels, vec!["ok", "ng", "scratch", "dent"]);
     assert_ne!(v2.checkpoint_sha256, v1.checkpoint_sha256);
     // Numbering is per task.
     let c1 = reg
