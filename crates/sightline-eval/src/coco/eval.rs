@@ -388,7 +388,7 @@ pub fn evaluate(
     let evals: Vec<[Option<ImgEval>; 4]> = cells_gt
         .into_par_iter()
         .zip(cells_dt.into_par_iter())
-        .map(|(g, mut d)| evaluate_cell(&g, &mut d, segm, &iou_thrs, max_det))
+        .map(|(mut g, mut d)| evaluate_cell(&mut g, &mut d, segm, &iou_thrs, max_det))
         .collect::<Result<_, _>>()?;
 
     // accumulate, in parallel over (category, area, maxDets).
@@ -441,7 +441,7 @@ pub fn evaluate(
 
 /// `computeIoU` + `evaluateImg` (all four area ranges) for one image and category.
 fn evaluate_cell(
-    gt: &[Gt],
+    gt: &mut [Gt],
     dt: &mut Vec<Dt<'_>>,
     segm: bool,
     iou_thrs: &[f64],
@@ -474,12 +474,13 @@ fn evaluate_cell(
             };
             drle.push(rle);
         }
-        let grle: Vec<Rle> = gt.iter().filter_map(|g| g.rle.clone()).collect();
+        // Each cell is evaluated once: its masks move out instead of being copied.
+        let grle: Vec<Rle> = gt.iter_mut().filter_map(|g| g.rle.take()).collect();
         iou_matrix(&drle, &grle, &crowd)
     } else {
         let mut v = Vec::with_capacity(nd * ng);
         for d in dt.iter() {
-            for g in gt {
+            for g in gt.iter() {
                 v.push(box_iou(&d.bbox, &g.bbox, g.crowd));
             }
         }
