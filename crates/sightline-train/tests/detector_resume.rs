@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 fn scene(i: usize) -> DetSample {
     let mut img = RgbImage::from_pixel(64, 64, image::Rgb([40, 40, 40]));
-    let (x0, y0, class, colour) = if i % 2 == 0 {
+    let (x0, y0, class, colour) = if i.is_multiple_of(2) {
         (8u32 + i as u32, 10u32, 0, [230, 30, 30])
     } else {
         (30, 24 - i as u32, 1, [30, 30, 230])
