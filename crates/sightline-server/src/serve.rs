@@ -1,5 +1,5 @@
-//! Running the server: connect, deploy the `production` aliases, serve HTTP until Ctrl-C or
-//! SIGTERM, then drain the request log.
+//! Running the server: connect, deploy the `production` aliases, watch alias changes, serve
+//! HTTP until Ctrl-C or SIGTERM (or [`Running::stop`]), then drain the request log.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use crate::engine::{BatchConfig, Engine};
 use crate::infer::ModelLoader;
 use crate::log::LogQueue;
 use crate::metrics::Metrics;
+use crate::notify::spawn_alias_watch;
 use crate::{AppState, ServerConfig, Tokens, app, reconcile};
 
 /// Everything `sightline serve` configures.
@@ -30,7 +31,8 @@ pub struct ServeOptions {
     pub batch: BatchConfig,
     /// Request-log queue capacity; `None` turns request logging off.
     pub log_queue: Option<usize>,
-    /// How often aliases are re-read from the database.
+    /// How often aliases are re-read from the database: the only mechanism on SQLite, a
+    /// fallback to LISTEN/NOTIFY on PostgreSQL.
     pub poll_interval: Duration,
 }
 
@@ -74,9 +76,47 @@ async fn shutdown_signal() {
     }
 }
 
-/// Run until a shutdown signal; the bound address is printed to stdout as
-/// `listening on http://ADDR` once the server accepts connections.
-pub async fn serve(opts: ServeOptions, loader: Arc<dyn ModelLoader>) -> Result<(), ServeError> {
+/// A server accepting connections (see [`start`]); [`Running::stop`] shuts it down gracefully.
+pub struct Running {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The handlers' state (engine, registry, metrics).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stop accepting, finish in-flight requests, drain the request log, close the database.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(ServeError::Io {
+                addr: self.addr,
+                source: std::io::Error::other(format!("server task failed: {e}")),
+            }),
+        }
+    }
+}
+
+/// Connect, deploy the `production` aliases (in the background), start watching aliases
+/// (LISTEN/NOTIFY on PostgreSQL plus polling, see [`crate::notify`]) and accept HTTP connections.
+/// Returns once the listener is bound.
+pub async fn start(
+    opts: ServeOptions,
+    loader: Arc<dyn ModelLoader>,
+) -> Result<Running, ServeError> {
     let tokens = Tokens::parse(&opts.tokens).map_err(ServeError::Tokens)?;
     if tokens.is_open() {
         tracing::warn!("no API token configured: every caller may mutate (open mode)");
@@ -108,19 +148,7 @@ pub async fn serve(opts: ServeOptions, loader: Arc<dyn ModelLoader>) -> Result<(
     if let Err(e) = reconcile(&state).await {
         tracing::error!(error = %e, "initial deployment failed");
     }
-    let poller = {
-        let state = state.clone();
-        let every = opts.poll_interval.max(Duration::from_millis(100));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = reconcile(&state).await {
-                    tracing::warn!(error = %e, "alias poll failed");
-                }
-            }
-        })
-    };
+    let watch = spawn_alias_watch(&state, opts.poll_interval);
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .map_err(|source| ServeError::Io {
@@ -131,20 +159,40 @@ pub async fn serve(opts: ServeOptions, loader: Arc<dyn ModelLoader>) -> Result<(
         addr: opts.addr,
         source,
     })?;
-    println!("listening on http://{bound}");
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    poller.abort();
-    if let Some(q) = log {
-        q.close();
-    }
-    if let Some(w) = writer {
-        w.finish().await;
-    }
-    db.close().await;
-    served.map_err(|source| ServeError::Io {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = app(state.clone());
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await;
+        watch.stop();
+        if let Some(q) = log {
+            q.close();
+        }
+        if let Some(w) = writer {
+            w.finish().await;
+        }
+        db.close().await;
+        served.map_err(|source| ServeError::Io {
+            addr: bound,
+            source,
+        })
+    });
+    Ok(Running {
         addr: bound,
-        source,
+        state,
+        stop: Some(stop_tx),
+        task,
     })
+}
+
+/// Run until a shutdown signal (Ctrl-C, SIGTERM); the bound address is printed to stdout as
+/// `listening on http://ADDR` once the server accepts connections.
+pub async fn serve(opts: ServeOptions, loader: Arc<dyn ModelLoader>) -> Result<(), ServeError> {
+    let running = start(opts, loader).await?;
+    println!("listening on http://{}", running.addr());
+    shutdown_signal().await;
+    running.stop().await
 }

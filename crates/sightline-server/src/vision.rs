@@ -115,27 +115,41 @@ impl ModelLoader for VisionLoader {
         let load_err = |e: sightline_vision::VisionError| InferError::Load(e.to_string());
         match (m.task, &m.preprocessing) {
             (Task::Segment, Preprocessing::Letterbox { imgsz, .. }) => {
-                // A detector's classes are the defect labels it was trained on: the names stored
-                // in the checkpoint win (each must be a project label); without names the
-                // bundle's label map applies.
+                // Bundle format 2: `labels` is the class map resolved at registration
+                // (`--labels`, else the checkpoint's names, else the project's labels).
+                // Format 1: the checkpoint's class names win (each must be a project label);
+                // without names the bundle's labels apply.
                 let ckpt =
                     sightline_vision::checkpoint::read_checkpoint(&path).map_err(load_err)?;
-                let labels = match &ckpt.meta.names {
-                    Some(names) => {
-                        if let Some(bad) = names.iter().find(|n| !m.labels.contains(n)) {
-                            return Err(InferError::Load(format!(
-                                "checkpoint class `{bad}` is not a label of project `{}` ({})",
-                                m.project,
-                                m.labels.join(", ")
-                            )));
+                let labels = if m.format >= 2 {
+                    labels
+                } else {
+                    match &ckpt.meta.names {
+                        Some(names) => {
+                            if let Some(bad) = names.iter().find(|n| !m.labels.contains(n)) {
+                                return Err(InferError::Load(format!(
+                                    "checkpoint class `{bad}` is not a label of project `{}` ({})",
+                                    m.project,
+                                    m.labels.join(", ")
+                                )));
+                            }
+                            None
                         }
-                        None
+                        None => labels,
                     }
-                    None => labels,
                 };
                 let segmenter =
                     Segmenter::from_loaded_checkpoint(ckpt, labels, self.device.clone())
                         .map_err(load_err)?;
+                let classes = segmenter.config().num_classes;
+                if segmenter.labels().len() != classes {
+                    return Err(InferError::Load(format!(
+                        "the detector has {classes} classes but its label map names {} ({}); \
+                         register it with --labels naming one project label per class",
+                        segmenter.labels().len(),
+                        segmenter.labels().join(", ")
+                    )));
+                }
                 let mut settings = SegmentSettings {
                     imgsz: *imgsz as usize,
                     ..SegmentSettings::default()
