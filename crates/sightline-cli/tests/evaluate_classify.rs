@@ -71,6 +71,9 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
     let (url, server) = one_shot_server();
     let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .current_dir(tmp.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("SIGHTLINE_DATABASE_URL")
+        .env_remove("SIGHTLINE_HOME")
         .args(["evaluate", "--task", "classify", "--config"])
         .arg(&config)
         .arg("--checkpoint")
@@ -130,6 +133,19 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
     let (first, body) = server.join().unwrap();
     assert!(first.starts_with("POST /models/metrics "), "{first}");
     let posted: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(posted["metrics"]["top1"].as_f64().unwrap(), top1);
+    // The body has the shape of the server's POST /models/metrics: registry summary + full details.
+    assert_eq!(posted["summary"]["accuracy"].as_f64().unwrap(), top1);
+    assert_eq!(posted["details"]["metrics"]["top1"].as_f64().unwrap(), top1);
     assert_eq!(posted["dataset_version"], "widgets-a-v1");
+    assert_eq!(posted["split"], "val");
+    // Most confident mistakes, as inline thumbnails (at most 12 by default).
+    let gallery = report["gallery"].as_array().unwrap();
+    assert!(!gallery.is_empty() && gallery.len() <= 12);
+    assert!(gallery.iter().all(|g| g["kind"] == "misclassified"));
+    let scores: Vec<f64> = gallery
+        .iter()
+        .map(|g| g["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(html.contains("Most confident misclassifications"));
 }

@@ -1,0 +1,263 @@
+//! Classifier evaluation: top-1/top-5, per-class P/R/F1, confusion matrix, calibration, the image-level decision
+//! at the manifest's thresholds, business rules, and a gallery of the most confident mistakes.
+//!
+//! Data: `--data <dir>` holding `<label>/*.jpg` (or `<dir>/<split>/<label>/…`), or the images of a dataset
+//! version's split that carry an image-level label of the project.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sightline_core::manifest::Manifest;
+use sightline_eval::classification::classification_metrics;
+use sightline_eval::operating::{
+    BusinessRules, ClassifierPrediction, ImageResult, OperatingPoint, check_business_rules,
+    image_level,
+};
+use sightline_report::{
+    ClassificationSection, ClsClassRow, DatasetInfo, OperatingSection, ReliabilityBin, Report,
+    RuleResult, Task,
+};
+
+use super::{EvalData, ReportBase, RunOpts, gallery, progress, rfc3339};
+
+/// Images of a class-per-folder split, as (path, label index) for the manifest's labels.
+fn classify_samples(dir: &Path, labels: &[String]) -> anyhow::Result<Vec<(PathBuf, usize)>> {
+    let mut out = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        let d = dir.join(label);
+        if !d.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = fs_err::read_dir(&d)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+                })
+            })
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(|p| (p, i)));
+    }
+    if out.is_empty() {
+        bail!(
+            "no images found under {} in folders named after the labels {labels:?}",
+            dir.display()
+        );
+    }
+    Ok(out)
+}
+
+/// The samples of a dataset version's split with an image label of the project, as (file, path, label index).
+fn dataset_samples(
+    data: &EvalData,
+    split: &str,
+    labels: &[String],
+) -> anyhow::Result<Vec<(String, PathBuf, usize)>> {
+    let mut out = Vec::new();
+    for r in data.split_records(split)? {
+        let Some(l) = r.label.as_deref() else {
+            continue;
+        };
+        let Some(i) = labels.iter().position(|x| x == l) else {
+            continue;
+        };
+        out.push((r.file.clone(), data.path(&r.file)?.clone(), i));
+    }
+    if out.is_empty() {
+        bail!(
+            "{}: no {split} image has an image-level label among {labels:?}",
+            data.source
+        );
+    }
+    Ok(out)
+}
+
+/// Evaluate a classifier checkpoint on `data` (a dataset version) or on the class folders of `dir`.
+pub(crate) fn evaluate(
+    manifest: &Manifest,
+    ckpt: &Path,
+    data: Option<&EvalData>,
+    dir: Option<&Path>,
+    dataset_label: Option<String>,
+    opts: &RunOpts,
+    base: ReportBase,
+) -> anyhow::Result<(Report, Vec<String>)> {
+    let model = manifest.classifier.as_ref().with_context(|| {
+        format!(
+            "the manifest of {} has no classifier model",
+            manifest.project
+        )
+    })?;
+    let labels = manifest.labels.clone();
+    let (samples, source, version) = match (data, dir) {
+        (Some(d), _) => (
+            dataset_samples(d, &opts.split, &labels)?,
+            d.source.clone(),
+            d.version.clone(),
+        ),
+        (None, Some(dir)) => {
+            let data = if dir.join(&opts.split).is_dir() {
+                dir.join(&opts.split)
+            } else {
+                dir.to_path_buf()
+            };
+            let s = classify_samples(&data, &labels)?
+                .into_iter()
+                .map(|(p, l)| {
+                    let rel = p
+                        .strip_prefix(&data)
+                        .map_or_else(|_| p.display().to_string(), |r| r.display().to_string());
+                    (rel, p, l)
+                })
+                .collect();
+            (s, data.display().to_string(), dataset_label)
+        }
+        (None, None) => bail!("no evaluation data"),
+    };
+    let backend: sightline_vision::backend::BackendKind = opts.device.parse()?;
+    let clf = sightline_vision::classify::Classifier::load_on(
+        ckpt,
+        Some(labels.clone()),
+        backend.device()?,
+    )
+    .with_context(|| format!("cannot load classifier {}", ckpt.display()))?;
+    let pb = progress(samples.len(), "classify", opts.show_progress);
+    let mut preds = Vec::with_capacity(samples.len());
+    for chunk in samples.chunks(opts.batch) {
+        let paths: Vec<&PathBuf> = chunk.iter().map(|(_, p, _)| p).collect();
+        preds.extend(
+            clf.predict_paths(&paths)
+                .context("classifier inference failed")?,
+        );
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let probs: Vec<Vec<f64>> = preds
+        .iter()
+        .map(|p| p.probabilities.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let truth: Vec<usize> = samples.iter().map(|(_, _, l)| *l).collect();
+    let m = classification_metrics(&probs, &truth, 10)?;
+
+    let ok_label = labels.iter().position(|l| l == "ok");
+    let op = OperatingPoint {
+        thresholds: labels
+            .iter()
+            .map(|l| model.thresholds.for_label(l))
+            .collect(),
+        ok_label,
+        allow_unknown: manifest.business_rules.allow_unknown,
+    };
+    let images: Vec<ImageResult> = preds
+        .iter()
+        .zip(&truth)
+        .map(|(p, &t)| ImageResult {
+            truth_ng: Some(t) != ok_label,
+            instances: Vec::new(),
+            classifier: Some(ClassifierPrediction {
+                label: p.class_id,
+                confidence: f64::from(p.confidence),
+            }),
+        })
+        .collect();
+    let il = image_level(&images, &op);
+    let rules = check_business_rules(
+        &il,
+        &BusinessRules {
+            max_ng_ratio: manifest.business_rules.max_ng_ratio,
+            allow_unknown: manifest.business_rules.allow_unknown,
+        },
+    );
+    // The most confident mistakes.
+    let mut wrong: Vec<usize> = (0..samples.len())
+        .filter(|&i| preds[i].class_id != truth[i])
+        .collect();
+    wrong.sort_by(|&a, &b| preds[b].confidence.total_cmp(&preds[a].confidence));
+    let mut items = Vec::new();
+    for &i in wrong.iter().take(opts.gallery) {
+        let (file, path, t) = &samples[i];
+        let p = &preds[i];
+        items.push(gallery::misclassified(
+            path,
+            file,
+            &p.label,
+            f64::from(p.confidence),
+            &labels[*t],
+        )?);
+    }
+    let c = &il.confusion;
+    let report = Report {
+        model: format!("{}-{}", manifest.project, "classifier"),
+        task: Task::Classify,
+        config_path: base.config_path,
+        config: base.config,
+        checkpoint: base.checkpoint,
+        checkpoint_sha256: base.checkpoint_sha256,
+        dataset: DatasetInfo {
+            version,
+            source,
+            split: opts.split.clone(),
+            images: samples.len(),
+        },
+        class_names: labels.clone(),
+        started_at: base.started_at,
+        finished_at: rfc3339(chrono::Utc::now()),
+        detection: None,
+        classification: Some(ClassificationSection {
+            samples: m.samples,
+            top1: m.top1,
+            top5: m.top5,
+            macro_f1: m.macro_f1,
+            ece: m.ece,
+            per_class: m
+                .per_class
+                .iter()
+                .zip(&labels)
+                .map(|(s, n)| ClsClassRow {
+                    name: n.clone(),
+                    precision: s.precision,
+                    recall: s.recall,
+                    f1: s.f1,
+                    support: s.support,
+                })
+                .collect(),
+            confusion: m.confusion.clone(),
+            reliability: m
+                .reliability
+                .iter()
+                .map(|b| ReliabilityBin {
+                    lo: b.lo,
+                    hi: b.hi,
+                    count: b.count,
+                    confidence: b.confidence,
+                    accuracy: b.accuracy,
+                })
+                .collect(),
+        }),
+        operating: Some(OperatingSection {
+            per_class: Vec::new(),
+            images: il.images,
+            ok_ng_confusion: [
+                [c.ok_as_ok, c.ok_as_ng, c.ok_as_unknown],
+                [c.ng_as_ok, c.ng_as_ng, c.ng_as_unknown],
+            ],
+            ng_rate: il.ng_rate,
+            unknown_rate: il.unknown_rate,
+            accuracy: il.accuracy,
+            escape_rate: il.escape_rate,
+            overkill_rate: il.overkill_rate,
+            rules: rules
+                .into_iter()
+                .map(|r| RuleResult {
+                    rule: r.rule,
+                    passed: r.passed,
+                    detail: r.detail,
+                })
+                .collect(),
+        }),
+        gallery: items,
+    };
+    Ok((report, Vec::new()))
+}

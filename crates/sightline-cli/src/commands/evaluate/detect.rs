@@ -1,0 +1,795 @@
+//! Detector / instance-segmenter evaluation: the YOLOv8-seg checkpoint runs over the split (confidence floor
+//! `--conf`, default 0.001, like Ultralytics' validator), then
+//!
+//! - COCO box and mask statistics, pycocotools-exact ([`sightline_eval::coco::evaluate`]);
+//! - Ultralytics-style per-class P/R/F1 at the best-F1 confidence and mAP50 / mAP50-95, for boxes and masks
+//!   (greedy matching at IoU .50:.95, [`sightline_eval::yolo`]);
+//! - the operating point: per-class thresholds from the manifest (default 0.25) → per-class TP/FP/FN with a
+//!   prediction counted as a true positive when its **mask** matches a same-class object at IoU ≥ 0.5; the
+//!   image-level OK/NG decision (NG when any instance passes its threshold), NG rate, business rules; a
+//!   threshold sweep suggesting, per class, the threshold of best F1; an instance confusion matrix (class-agnostic
+//!   greedy matching at mask IoU ≥ 0.5, unmatched → `background`);
+//! - a gallery of the most confident false positives and the largest missed objects at the operating point.
+//!
+//! **Classes**: model class `k` is the checkpoint's `names[k]` (or `--labels`' k-th name) and is evaluated as COCO
+//! category `k + 1`. Every model class must be a project label (a clear error otherwise: pass `--labels` to name
+//! the checkpoint's classes with project labels). Ground-truth objects with labels the model does not predict are
+//! left out of every metric and counted in the notes; they still make their image NG for the image-level truth.
+//! An image's truth is NG when its image-level label is not `ok`, or, without a label, when it has an object.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sightline_core::manifest::Manifest;
+use sightline_datasets::model::{ImageRecord, Instance, Segmentation as DsSeg};
+use sightline_eval::coco::{
+    CocoAnnotation, CocoCategory, CocoDetection, CocoGt, CocoImage, Flag, IouType, RleCounts,
+    Segmentation,
+};
+use sightline_eval::operating::{
+    BusinessRules, ImageResult, InstancePrediction, OperatingPoint, ScoredInstance,
+    check_business_rules, image_level, per_class_at_thresholds, threshold_sweep,
+};
+use sightline_eval::yolo::{ApPerClass, ap_per_class, iou_thresholds, match_predictions};
+use sightline_mask::Rle;
+use sightline_report::{
+    ClassCurves, DatasetInfo, DetClassRow, DetectionSection, GalleryKind, OperatingSection, Report,
+    RuleResult, Task, ThresholdRow,
+};
+use sightline_vision::postprocess::NmsSettings;
+use sightline_vision::preprocess::load_rgb;
+use sightline_vision::segment::{SegmentSettings, Segmenter};
+
+use super::{EvalData, ReportBase, RunOpts, gallery, progress, rfc3339};
+
+/// IoU at which the operating point counts a prediction as correct.
+pub const OPERATING_IOU: f64 = 0.5;
+
+/// A ground-truth object of a model class.
+struct GtObj {
+    class: usize,
+    crowd: bool,
+    rle: Rle,
+    /// `[x, y, w, h]`.
+    xywh: [f64; 4],
+    area: f64,
+}
+
+impl GtObj {
+    fn xyxy(&self) -> [f64; 4] {
+        let [x, y, w, h] = self.xywh;
+        [x, y, x + w, y + h]
+    }
+}
+
+/// A prediction.
+struct Pred {
+    class: usize,
+    score: f64,
+    xyxy: [f64; 4],
+    rle: Rle,
+}
+
+/// One evaluated image.
+struct Img {
+    file: String,
+    path: PathBuf,
+    w: u32,
+    h: u32,
+    truth_ng: bool,
+    gts: Vec<GtObj>,
+    /// Sorted by descending score.
+    preds: Vec<Pred>,
+}
+
+fn gt_object(inst: &Instance, class: usize, r: &ImageRecord) -> anyhow::Result<GtObj> {
+    let (h, w) = (r.height, r.width);
+    let ctx = || format!("{}: object {:?}", r.file, inst.label);
+    let rle = match (&inst.segmentation, &inst.bbox) {
+        (Some(DsSeg::Polygons { polygons }), _) => Rle::from_polygons(polygons, h, w)?,
+        (
+            Some(DsSeg::Rle {
+                height,
+                width,
+                counts,
+            }),
+            _,
+        ) => {
+            if (*height, *width) != (h, w) {
+                bail!("{}: mask is {width}×{height}, image {w}×{h}", ctx());
+            }
+            Rle::new(h, w, counts.clone())?
+        }
+        (None, Some(b)) => Rle::from_bbox(b, h, w)?,
+        (None, None) => bail!("{}: neither a mask nor a box", ctx()),
+    };
+    let xywh = inst.bbox.unwrap_or_else(|| rle.to_bbox());
+    Ok(GtObj {
+        class,
+        crowd: inst.iscrowd,
+        area: rle.area() as f64,
+        rle,
+        xywh,
+    })
+}
+
+fn box_iou_xyxy(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
+}
+
+fn rle_json(r: &Rle) -> Segmentation {
+    Segmentation::Rle {
+        size: [r.h(), r.w()],
+        counts: RleCounts::Uncompressed(r.counts().to_vec()),
+    }
+}
+
+/// The ground truth and detections in COCO form (category id = class + 1, image id = index + 1).
+fn coco_inputs(imgs: &[Img], classes: &[String]) -> (CocoGt, Vec<CocoDetection>) {
+    let mut annotations = Vec::new();
+    let mut dts = Vec::new();
+    for (i, im) in imgs.iter().enumerate() {
+        let image_id = i as i64 + 1;
+        for g in &im.gts {
+            annotations.push(CocoAnnotation {
+                id: annotations.len() as i64 + 1,
+                image_id,
+                category_id: g.class as i64 + 1,
+                bbox: Some(g.xywh.to_vec()),
+                area: Some(g.area),
+                iscrowd: Some(Flag::Num(if g.crowd { 1.0 } else { 0.0 })),
+                segmentation: Some(rle_json(&g.rle)),
+            });
+        }
+        for p in &im.preds {
+            let [x1, y1, x2, y2] = p.xyxy;
+            dts.push(CocoDetection {
+                image_id,
+                category_id: p.class as i64 + 1,
+                score: p.score,
+                bbox: Some(vec![x1, y1, x2 - x1, y2 - y1]),
+                segmentation: Some(rle_json(&p.rle)),
+            });
+        }
+    }
+    let gt = CocoGt {
+        images: imgs
+            .iter()
+            .enumerate()
+            .map(|(i, im)| CocoImage {
+                id: i as i64 + 1,
+                width: Some(im.w),
+                height: Some(im.h),
+                file_name: Some(im.file.clone()),
+            })
+            .collect(),
+        annotations,
+        categories: classes
+            .iter()
+            .enumerate()
+            .map(|(k, n)| CocoCategory {
+                id: k as i64 + 1,
+                name: n.clone(),
+            })
+            .collect(),
+    };
+    (gt, dts)
+}
+
+/// Ultralytics-style inputs: per prediction (all images, descending score within an image) its class, score and
+/// true-positive flags at IoU .50:.95 for boxes and masks; the class of every (non-crowd) object.
+struct YoloInputs {
+    conf: Vec<f64>,
+    pcls: Vec<usize>,
+    tcls: Vec<usize>,
+    tp_box: Vec<Vec<bool>>,
+    tp_mask: Vec<Vec<bool>>,
+}
+
+fn yolo_inputs(imgs: &[Img]) -> anyhow::Result<YoloInputs> {
+    let th = iou_thresholds();
+    let mut y = YoloInputs {
+        conf: Vec::new(),
+        pcls: Vec::new(),
+        tcls: Vec::new(),
+        tp_box: Vec::new(),
+        tp_mask: Vec::new(),
+    };
+    for im in imgs {
+        let gts: Vec<&GtObj> = im.gts.iter().filter(|g| !g.crowd).collect();
+        let (np, nt) = (im.preds.len(), gts.len());
+        let mut iou_b = vec![0.0; nt * np];
+        let mut iou_m = vec![0.0; nt * np];
+        for (t, g) in gts.iter().enumerate() {
+            let gb = g.xyxy();
+            for (p, d) in im.preds.iter().enumerate() {
+                iou_b[t * np + p] = box_iou_xyxy(&gb, &d.xyxy);
+                iou_m[t * np + p] = d.rle.iou(&g.rle, false).max(0.0);
+            }
+        }
+        let pc: Vec<usize> = im.preds.iter().map(|p| p.class).collect();
+        let tc: Vec<usize> = gts.iter().map(|g| g.class).collect();
+        y.tp_box.extend(match_predictions(&pc, &tc, &iou_b, &th)?);
+        y.tp_mask.extend(match_predictions(&pc, &tc, &iou_m, &th)?);
+        y.conf.extend(im.preds.iter().map(|p| p.score));
+        y.pcls.extend(pc);
+        y.tcls.extend(tc);
+    }
+    Ok(y)
+}
+
+fn class_rows(a: &ApPerClass, classes: &[String]) -> Vec<DetClassRow> {
+    a.classes
+        .iter()
+        .map(|m| DetClassRow {
+            name: classes
+                .get(m.class)
+                .cloned()
+                .unwrap_or_else(|| format!("class{}", m.class)),
+            labels: m.labels,
+            precision: m.precision,
+            recall: m.recall,
+            f1: m.f1,
+            ap50: m.ap50,
+            ap50_95: m.ap50_95,
+        })
+        .collect()
+}
+
+/// PR and F1-vs-confidence curves (every 10th point of Ultralytics' 1000-point confidence grid).
+fn curves(a: &ApPerClass, classes: &[String], what: &str) -> Vec<ClassCurves> {
+    let idx: Vec<usize> = (0..a.conf_grid.len())
+        .step_by(10)
+        .chain(a.conf_grid.len().checked_sub(1))
+        .collect();
+    a.classes
+        .iter()
+        .enumerate()
+        .map(|(ci, m)| ClassCurves {
+            name: format!(
+                "{} ({what})",
+                classes.get(m.class).map_or("?", String::as_str)
+            ),
+            pr: idx
+                .iter()
+                .map(|&i| (a.r_curve[ci][i], a.p_curve[ci][i]))
+                .collect(),
+            f1_conf: idx
+                .iter()
+                .map(|&i| (a.conf_grid[i], a.f1_curve[ci][i]))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Same-class greedy matching of the predictions that pass their thresholds (descending score) at mask IoU ≥
+/// [`OPERATING_IOU`]; returns, per prediction, whether it passed and whether it matched, and per object whether
+/// it was found.
+fn operating_matches(im: &Img, thr: &[f64]) -> (Vec<(bool, bool)>, Vec<bool>) {
+    let mut found = vec![false; im.gts.len()];
+    let mut preds = Vec::with_capacity(im.preds.len());
+    for p in &im.preds {
+        if p.score < thr[p.class] {
+            preds.push((false, false));
+            continue;
+        }
+        let mut best: Option<(usize, f64)> = None;
+        for (g, gt) in im.gts.iter().enumerate() {
+            if gt.crowd || found[g] || gt.class != p.class {
+                continue;
+            }
+            let iou = p.rle.iou(&gt.rle, false);
+            if iou >= OPERATING_IOU && best.is_none_or(|(_, b)| iou > b) {
+                best = Some((g, iou));
+            }
+        }
+        if let Some((g, _)) = best {
+            found[g] = true;
+        }
+        preds.push((true, best.is_some()));
+    }
+    (preds, found)
+}
+
+/// Class-agnostic instance confusion at the operating point: `m[truth][pred]` over classes + background.
+fn instance_confusion(imgs: &[Img], thr: &[f64], nc: usize) -> Vec<Vec<usize>> {
+    let mut m = vec![vec![0usize; nc + 1]; nc + 1];
+    for im in imgs {
+        let preds: Vec<&Pred> = im
+            .preds
+            .iter()
+            .filter(|p| p.score >= thr[p.class])
+            .collect();
+        let gts: Vec<&GtObj> = im.gts.iter().filter(|g| !g.crowd).collect();
+        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+        for (g, gt) in gts.iter().enumerate() {
+            for (p, pr) in preds.iter().enumerate() {
+                let iou = pr.rle.iou(&gt.rle, false);
+                if iou >= OPERATING_IOU {
+                    pairs.push((iou, g, p));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (mut gm, mut pm) = (vec![false; gts.len()], vec![false; preds.len()]);
+        for (_, g, p) in pairs {
+            if !gm[g] && !pm[p] {
+                gm[g] = true;
+                pm[p] = true;
+                m[gts[g].class][preds[p].class] += 1;
+            }
+        }
+        for (g, gt) in gts.iter().enumerate() {
+            if !gm[g] {
+                m[gt.class][nc] += 1;
+            }
+        }
+        for (p, pr) in preds.iter().enumerate() {
+            if !pm[p] {
+                m[nc][pr.class] += 1;
+            }
+        }
+    }
+    m
+}
+
+/// Run the segmenter on every image.
+fn predict_all(
+    seg: &Segmenter,
+    settings: &SegmentSettings,
+    imgs: &mut [Img],
+    opts: &RunOpts,
+) -> anyhow::Result<()> {
+    let pb = progress(imgs.len(), "segment", opts.show_progress);
+    for chunk in imgs.chunks_mut(opts.batch) {
+        let mut pix = Vec::with_capacity(chunk.len());
+        for im in chunk.iter() {
+            let img = load_rgb(&im.path).with_context(|| format!("reading {}", im.file))?;
+            if (img.width(), img.height()) != (im.w, im.h) {
+                bail!(
+                    "{}: the image is {}×{} but its annotations say {}×{}",
+                    im.file,
+                    img.width(),
+                    img.height(),
+                    im.w,
+                    im.h
+                );
+            }
+            pix.push(img);
+        }
+        let dets = seg.predict(&pix, settings).context("segmenter inference")?;
+        for (im, ds) in chunk.iter_mut().zip(dets) {
+            let mut preds = Vec::with_capacity(ds.len());
+            for d in ds {
+                preds.push(Pred {
+                    class: d.class_id,
+                    score: f64::from(d.confidence),
+                    xyxy: d.box_xyxy.map(f64::from),
+                    rle: d.mask_rle()?,
+                });
+            }
+            preds.sort_by(|a, b| b.score.total_cmp(&a.score));
+            im.preds = preds;
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// Evaluate a YOLOv8-seg checkpoint on the split of `data`.
+pub(crate) fn evaluate(
+    manifest: &Manifest,
+    ckpt: &Path,
+    data: &EvalData,
+    opts: &RunOpts,
+    base: ReportBase,
+) -> anyhow::Result<(Report, Vec<String>)> {
+    let det = manifest
+        .detector
+        .as_ref()
+        .with_context(|| format!("the manifest of {} has no detector model", manifest.project))?;
+    let backend: sightline_vision::backend::BackendKind = opts.device.parse()?;
+    let seg = Segmenter::from_checkpoint(ckpt, opts.labels.clone(), backend.device()?)
+        .with_context(|| format!("loading {}", ckpt.display()))?;
+    let classes = seg.labels().to_vec();
+    let foreign: Vec<&String> = classes
+        .iter()
+        .filter(|c| !manifest.labels.contains(c))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "the checkpoint's classes {classes:?} include {foreign:?}, which are not labels of project {} ({:?}); \
+             pass --labels with one project label per checkpoint class, in class-id order",
+            manifest.project,
+            manifest.labels
+        );
+    }
+    let nc = classes.len();
+    let settings = SegmentSettings {
+        imgsz: opts.imgsz.unwrap_or(det.hyperparameters.imgsz) as usize,
+        nms: NmsSettings {
+            conf: opts.conf as f32,
+            iou: opts.iou as f32,
+            max_det: 300,
+            ..NmsSettings::default()
+        },
+        ..SegmentSettings::default()
+    }
+    .validated()?;
+
+    let mut notes = Vec::new();
+    let mut ignored: BTreeMap<String, usize> = BTreeMap::new();
+    let mut imgs = Vec::new();
+    for r in data.split_records(&opts.split)? {
+        let mut gts = Vec::new();
+        for inst in &r.instances {
+            match classes.iter().position(|c| *c == inst.label) {
+                Some(k) => gts.push(gt_object(inst, k, r)?),
+                None => *ignored.entry(inst.label.clone()).or_default() += 1,
+            }
+        }
+        let truth_ng = match r.label.as_deref() {
+            Some(l) => l != "ok",
+            None => r.instances.iter().any(|i| !i.iscrowd),
+        };
+        imgs.push(Img {
+            file: r.file.clone(),
+            path: data.path(&r.file)?.clone(),
+            w: r.width,
+            h: r.height,
+            truth_ng,
+            gts,
+            preds: Vec::new(),
+        });
+    }
+    for (l, n) in &ignored {
+        notes.push(format!(
+            "{n} ground-truth object(s) labelled {l:?} left out: not a class of the model"
+        ));
+    }
+    predict_all(&seg, &settings, &mut imgs, opts)?;
+
+    // COCO, pycocotools-exact.
+    let (gt, dts) = coco_inputs(&imgs, &classes);
+    let coco_box = sightline_eval::coco::evaluate(&gt, &dts, IouType::Bbox)?;
+    let coco_mask = sightline_eval::coco::evaluate(&gt, &dts, IouType::Segm)?;
+
+    // Ultralytics.
+    let y = yolo_inputs(&imgs)?;
+    let ab = ap_per_class(&y.tp_box, &y.conf, &y.pcls, &y.tcls)?;
+    let am = ap_per_class(&y.tp_mask, &y.conf, &y.pcls, &y.tcls)?;
+
+    // Operating point.
+    let thr: Vec<f64> = classes
+        .iter()
+        .map(|c| det.thresholds.for_label(c))
+        .collect();
+    let op = OperatingPoint {
+        thresholds: thr.clone(),
+        ok_label: None,
+        allow_unknown: manifest.business_rules.allow_unknown,
+    };
+    let scored: Vec<ScoredInstance> = y
+        .pcls
+        .iter()
+        .zip(&y.conf)
+        .zip(&y.tp_mask)
+        .map(|((&class, &score), tp)| ScoredInstance {
+            class,
+            score,
+            tp: tp.first().copied().unwrap_or(false),
+        })
+        .collect();
+    let mut gt_per_class = vec![0usize; nc];
+    for &c in &y.tcls {
+        gt_per_class[c] += 1;
+    }
+    let at = per_class_at_thresholds(&scored, &gt_per_class, &op)?;
+    let sweep = threshold_sweep(&scored, &gt_per_class)?;
+    let results: Vec<ImageResult> = imgs
+        .iter()
+        .map(|im| ImageResult {
+            truth_ng: im.truth_ng,
+            instances: im
+                .preds
+                .iter()
+                .map(|p| InstancePrediction {
+                    class: p.class,
+                    score: p.score,
+                })
+                .collect(),
+            classifier: None,
+        })
+        .collect();
+    let il = image_level(&results, &op);
+    let rules = check_business_rules(
+        &il,
+        &BusinessRules {
+            max_ng_ratio: manifest.business_rules.max_ng_ratio,
+            allow_unknown: manifest.business_rules.allow_unknown,
+        },
+    );
+    let confusion = instance_confusion(&imgs, &thr, nc);
+    let items = worst_mistakes(&imgs, &thr, &classes, opts.gallery)?;
+
+    let c = &il.confusion;
+    let report = Report {
+        model: format!("{}-detector", manifest.project),
+        task: Task::Detect,
+        config_path: base.config_path,
+        config: base.config,
+        checkpoint: base.checkpoint,
+        checkpoint_sha256: base.checkpoint_sha256,
+        dataset: DatasetInfo {
+            version: data.version.clone(),
+            source: data.source.clone(),
+            split: opts.split.clone(),
+            images: imgs.len(),
+        },
+        class_names: classes.clone(),
+        started_at: base.started_at,
+        finished_at: rfc3339(chrono::Utc::now()),
+        detection: Some(DetectionSection {
+            coco_box: Some(coco_box.stats.to_vec()),
+            coco_mask: Some(coco_mask.stats.to_vec()),
+            per_class: class_rows(&ab, &classes),
+            mp: ab.mp,
+            mr: ab.mr,
+            map50: ab.map50,
+            map50_95: ab.map50_95,
+            best_conf: ab.best_conf,
+            curves: curves(&am, &classes, "mask"),
+            mask_per_class: class_rows(&am, &classes),
+            mask_map50: Some(am.map50),
+            mask_map50_95: Some(am.map50_95),
+            confusion,
+        }),
+        classification: None,
+        operating: Some(OperatingSection {
+            per_class: at
+                .iter()
+                .zip(&sweep)
+                .enumerate()
+                .map(|(k, (p, s))| ThresholdRow {
+                    name: classes[k].clone(),
+                    threshold: p.threshold,
+                    tp: p.tp,
+                    fp: p.fp,
+                    fn_: p.fn_,
+                    precision: p.precision,
+                    recall: p.recall,
+                    f1: p.f1,
+                    suggested_threshold: s.suggested.map(|x| x.threshold),
+                })
+                .collect(),
+            images: il.images,
+            ok_ng_confusion: [
+                [c.ok_as_ok, c.ok_as_ng, c.ok_as_unknown],
+                [c.ng_as_ok, c.ng_as_ng, c.ng_as_unknown],
+            ],
+            ng_rate: il.ng_rate,
+            unknown_rate: il.unknown_rate,
+            accuracy: il.accuracy,
+            escape_rate: il.escape_rate,
+            overkill_rate: il.overkill_rate,
+            rules: rules
+                .into_iter()
+                .map(|r| RuleResult {
+                    rule: r.rule,
+                    passed: r.passed,
+                    detail: r.detail,
+                })
+                .collect(),
+        }),
+        gallery: items,
+    };
+    Ok((report, notes))
+}
+
+/// The most confident false positives and the largest missed objects at the operating point, `n` in all
+/// (half each when both have enough).
+fn worst_mistakes(
+    imgs: &[Img],
+    thr: &[f64],
+    classes: &[String],
+    n: usize,
+) -> anyhow::Result<Vec<sightline_report::GalleryItem>> {
+    let mut fps: Vec<(f64, usize, usize)> = Vec::new();
+    let mut fns: Vec<(f64, usize, usize)> = Vec::new();
+    for (i, im) in imgs.iter().enumerate() {
+        let (preds, found) = operating_matches(im, thr);
+        for (p, &(passed, matched)) in preds.iter().enumerate() {
+            if passed && !matched {
+                fps.push((im.preds[p].score, i, p));
+            }
+        }
+        for (g, &f) in found.iter().enumerate() {
+            if !f && !im.gts[g].crowd {
+                fns.push((im.gts[g].area, i, g));
+            }
+        }
+    }
+    fps.sort_by(|a, b| b.0.total_cmp(&a.0));
+    fns.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let n_fp = fps
+        .len()
+        .min(n.div_ceil(2).max(n.saturating_sub(fns.len())));
+    let n_fn = fns.len().min(n - n_fp);
+    let mut out = Vec::with_capacity(n_fp + n_fn);
+    for &(score, i, p) in fps.iter().take(n_fp) {
+        let im = &imgs[i];
+        let pr = &im.preds[p];
+        let best = im
+            .gts
+            .iter()
+            .filter(|g| !g.crowd)
+            .map(|g| (pr.rle.iou(&g.rle, false), g.class))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let detail = match best {
+            Some((iou, k)) if iou > 0.0 => format!(
+                "no {} object at mask IoU ≥ {OPERATING_IOU}; best overlap {iou:.2} with a {}",
+                classes[pr.class], classes[k]
+            ),
+            _ => "overlaps no ground-truth object".to_string(),
+        };
+        out.push(gallery::instance(
+            GalleryKind::FalsePositive,
+            &im.path,
+            &im.file,
+            &classes[pr.class],
+            Some(score),
+            Some(&pr.rle),
+            pr.xyxy,
+            detail,
+        )?);
+    }
+    for &(area, i, g) in fns.iter().take(n_fn) {
+        let im = &imgs[i];
+        let gt = &im.gts[g];
+        let best = im
+            .preds
+            .iter()
+            .filter(|p| p.class == gt.class)
+            .map(|p| (p.rle.iou(&gt.rle, false), p.score))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let detail = match best {
+            Some((iou, s)) if iou > 0.0 => format!(
+                "area {area:.0} px; best {} prediction: mask IoU {iou:.2} at confidence {s:.3} (threshold {:.2})",
+                classes[gt.class], thr[gt.class]
+            ),
+            _ => format!(
+                "area {area:.0} px; no {} prediction overlaps it",
+                classes[gt.class]
+            ),
+        };
+        out.push(gallery::instance(
+            GalleryKind::FalseNegative,
+            &im.path,
+            &im.file,
+            &classes[gt.class],
+            None,
+            Some(&gt.rle),
+            gt.xyxy(),
+            detail,
+        )?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(x: u32, y: u32, s: u32) -> Rle {
+        let (h, w) = (16u32, 16u32);
+        let mut bits = vec![0u8; (h * w) as usize];
+        for yy in y..y + s {
+            for xx in x..x + s {
+                bits[(yy * w + xx) as usize] = 1;
+            }
+        }
+        Rle::encode_row_major(&bits, h, w).unwrap()
+    }
+
+    fn gt(class: usize, x: u32, y: u32, s: u32) -> GtObj {
+        let rle = square(x, y, s);
+        GtObj {
+            class,
+            crowd: false,
+            area: rle.area() as f64,
+            xywh: [f64::from(x), f64::from(y), f64::from(s), f64::from(s)],
+            rle,
+        }
+    }
+
+    fn pred(class: usize, score: f64, x: u32, y: u32, s: u32) -> Pred {
+        Pred {
+            class,
+            score,
+            xyxy: [
+                f64::from(x),
+                f64::from(y),
+                f64::from(x + s),
+                f64::from(y + s),
+            ],
+            rle: square(x, y, s),
+        }
+    }
+
+    fn img(gts: Vec<GtObj>, preds: Vec<Pred>) -> Img {
+        Img {
+            file: "a.png".into(),
+            path: PathBuf::from("a.png"),
+            w: 16,
+            h: 16,
+            truth_ng: !gts.is_empty(),
+            gts,
+            preds,
+        }
+    }
+
+    /// Hand-computed: class 0 object at (0,0,4), class 1 object at (8,8,4).
+    /// Predictions: class 0 exact (0.9) → TP; class 0 at (8,8) (0.8) → FP, but class-agnostic it pairs with the
+    /// class 1 object; class 1 at (8,8) (0.2, below its 0.3 threshold) → ignored; so the class 1 object is missed
+    /// same-class, and confused as class 0 class-agnostically.
+    #[test]
+    fn operating_matches_and_confusion_by_hand() {
+        let im = img(
+            vec![gt(0, 0, 0, 4), gt(1, 8, 8, 4)],
+            vec![
+                pred(0, 0.9, 0, 0, 4),
+                pred(0, 0.8, 8, 8, 4),
+                pred(1, 0.2, 8, 8, 4),
+            ],
+        );
+        let thr = [0.5, 0.3];
+        let (p, f) = operating_matches(&im, &thr);
+        assert_eq!(p, vec![(true, true), (true, false), (false, false)]);
+        assert_eq!(f, vec![true, false]);
+        let m = instance_confusion(std::slice::from_ref(&im), &thr, 2);
+        assert_eq!(m, vec![vec![1, 0, 0], vec![1, 0, 0], vec![0, 0, 0]]);
+    }
+
+    #[test]
+    fn yolo_inputs_flag_true_positives_per_iou() {
+        // A 4×4 object and a 4×3 prediction inside it: mask IoU 0.75 → TP at .50–.75, not above.
+        let im = img(
+            vec![gt(0, 0, 0, 4)],
+            vec![{
+                let mut p = pred(0, 0.9, 0, 0, 4);
+                let mut bits = vec![0u8; 256];
+                for y in 0..3 {
+                    for x in 0..4 {
+                        bits[y * 16 + x] = 1;
+                    }
+                }
+                p.rle = Rle::encode_row_major(&bits, 16, 16).unwrap();
+                p.xyxy = [0.0, 0.0, 4.0, 3.0];
+                p
+            }],
+        );
+        let y = yolo_inputs(std::slice::from_ref(&im)).unwrap();
+        let expect: Vec<bool> = iou_thresholds().iter().map(|&t| 0.75 >= t).collect();
+        assert_eq!(y.tp_mask[0], expect);
+        assert_eq!(y.tp_box[0], expect);
+        assert_eq!(y.tcls, vec![0]);
+    }
+
+    #[test]
+    fn coco_inputs_number_images_and_categories_from_one() {
+        let im = img(vec![gt(1, 0, 0, 4)], vec![pred(1, 0.5, 0, 0, 4)]);
+        let (g, d) = coco_inputs(std::slice::from_ref(&im), &["a".into(), "b".into()]);
+        assert_eq!(g.categories[1].id, 2);
+        assert_eq!(g.annotations[0].category_id, 2);
+        assert_eq!(d[0].image_id, 1);
+        assert_eq!(d[0].bbox.as_deref(), Some(&[0.0, 0.0, 4.0, 4.0][..]));
+        let e = sightline_eval::coco::evaluate(&g, &d, IouType::Segm).unwrap();
+        assert!((e.stats[0] - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,337 @@
+//! `sightline evaluate` on a YOLOv8-seg checkpoint through the real binary: project apply, a tiny synthetic set
+//! from `demo generate`, `dataset ingest`, the fixture checkpoint placed in an experiment folder and registered;
+//! then evaluate (latest dataset version, val split) → both report files with COCO box + mask stats, the
+//! operating point and the gallery; the evaluation recorded in the database against the model version and the
+//! experiment; `--post` accepted by a real `sightline serve`; `model promote --min-map` passing or failing on
+//! what evaluate wrote.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// Classes of the fixture checkpoint are scratch, dent, ng: all labels of this project. `max_ng_ratio: 1.0` so
+/// that only `--min-map` decides the promotions below.
+const MANIFEST: &str = "project: widget_line_a
+labels: [ok, ng, scratch, dent]
+models:
+  detector:
+    name: yolov8n-seg
+    weights: none
+    hyperparameters: {imgsz: 128}
+  business_rules:
+    max_ng_ratio: 1.0
+    allow_unknown: false
+";
+
+const EXPERIMENT: &str = "20260101-000000";
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("SIGHTLINE_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+        PathBuf::from,
+    )
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    db_url: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("meta.db").display());
+        Self { dir, db_url }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("SIGHTLINE_HOME", self.dir.path().join(".sightline"))
+            .env("DATABASE_URL", &self.db_url)
+            .env_remove("SIGHTLINE_DATABASE_URL")
+            .env_remove("SIGHTLINE_API_TOKENS")
+            .env_remove("SIGHTLINE_API_TOKEN");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "sightline {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(env: &Env) -> (Server, String) {
+    let mut child = env
+        .cmd(&["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    (Server(child), addr)
+}
+
+/// Project, a tiny synthetic data set ingested as a version, and the fixture checkpoint in an experiment folder.
+fn setup(env: &Env) -> PathBuf {
+    let manifest = env.path("widget_line_a.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    env.ok(&["project", "apply", manifest.to_str().unwrap()]);
+    env.ok(&[
+        "demo", "generate", "--out", "gen", "--train", "1", "--val", "4", "--size", "128",
+    ]);
+    env.ok(&[
+        "dataset",
+        "ingest",
+        "gen",
+        "--project",
+        "widget_line_a",
+        "--format",
+        "coco",
+    ]);
+    let weights = env.path(&format!("artifacts/experiments/{EXPERIMENT}/weights"));
+    std::fs::create_dir_all(&weights).unwrap();
+    std::fs::copy(
+        fixtures().join("ultralytics/yolov8n-seg-widgets.pt"),
+        weights.join("best.pt"),
+    )
+    .unwrap();
+    manifest
+}
+
+fn evaluations(env: &Env) -> Vec<(Option<i64>, Option<String>, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&env.db_url).await.unwrap();
+        let rows: Vec<(Option<i64>, Option<String>, String)> = sqlx::query_as(
+            "SELECT model_version_id, experiment_id, summary FROM model_evaluations ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows.into_iter()
+            .map(|(m, e, s)| (m, e, serde_json::from_str(&s).unwrap()))
+            .collect()
+    })
+}
+
+#[test]
+fn evaluate_detector_reports_records_posts_and_gates_promotion() {
+    let env = Env::new();
+    let manifest = setup(&env);
+    let cfg = manifest.to_str().unwrap();
+    let ckpt = format!("artifacts/experiments/{EXPERIMENT}/weights/best.pt");
+    let reg: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "register",
+        "--config",
+        cfg,
+        "--checkpoint",
+        &ckpt,
+    ]))
+    .unwrap();
+    assert_eq!(reg["experiment_id"], EXPERIMENT, "{reg}");
+    let mv = reg["id"].as_i64().unwrap();
+
+    let (_server, addr) = start_server(&env);
+    let url = format!("http://{addr}/models/metrics");
+    // `…/weights/best` finds best.pt; the task comes from the checkpoint; the data is the latest version.
+    let out: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "evaluate",
+        "--config",
+        cfg,
+        "--checkpoint",
+        &format!("artifacts/experiments/{EXPERIMENT}/weights/best"),
+        "--post",
+        &url,
+    ]))
+    .unwrap();
+    assert_eq!(out["model_version_id"], mv, "{out}");
+    assert_eq!(out["experiment_id"], EXPERIMENT);
+    assert_eq!(out["posted"]["status"], 201, "{out}");
+
+    let json_path = PathBuf::from(out["report_json"].as_str().unwrap());
+    let html_path = PathBuf::from(out["report_html"].as_str().unwrap());
+    let dir = json_path.parent().unwrap();
+    assert!(
+        dir.starts_with(env.path("artifacts/reports")),
+        "{}",
+        dir.display()
+    );
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("widget_line_a-detector-"), "{name}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(report["task"], "detect");
+    assert_eq!(report["dataset"]["split"], "val");
+    assert_eq!(report["dataset"]["images"], 4);
+    let version = report["dataset"]["version"].as_str().unwrap();
+    assert!(name.contains(&version[..12]), "{name} vs {version}");
+    assert_eq!(report["checkpoint_sha256"], reg["checkpoint_sha256"]);
+    assert_eq!(
+        report["class_names"],
+        serde_json::json!(["scratch", "dent", "ng"])
+    );
+    let d = &report["detection"];
+    for key in ["coco_box", "coco_mask"] {
+        let stats = d[key].as_array().unwrap();
+        assert_eq!(stats.len(), 12, "{key}");
+        assert!(
+            stats
+                .iter()
+                .all(|v| (-1.0..=1.0).contains(&v.as_f64().unwrap())),
+            "{key}: {stats:?}"
+        );
+    }
+    assert!(d["mask_map50_95"].as_f64().is_some());
+    assert_eq!(d["confusion"].as_array().unwrap().len(), 4);
+    let op = &report["operating"];
+    assert_eq!(op["per_class"].as_array().unwrap().len(), 3);
+    assert!(
+        op["per_class"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| (r["threshold"].as_f64().unwrap() - 0.25).abs() < 1e-12)
+    );
+    let cm: u64 = op["ok_ng_confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(cm, 4);
+    let gallery = report["gallery"].as_array().unwrap();
+    assert!(gallery.len() <= 12);
+    for g in gallery {
+        assert!(
+            g["data_uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("data:image/jpeg;base64,")
+        );
+    }
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("COCO metrics") && html.contains("At the operating point"));
+    assert!(html.matches("<svg").count() >= 4);
+
+    // Recorded locally (model version + experiment) and by the server from --post.
+    let rows = evaluations(&env);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (m, e, s) in &rows {
+        assert_eq!(*m, Some(mv));
+        assert_eq!(e.as_deref(), Some(EXPERIMENT));
+        assert_eq!(
+            s["mask_map50_95"].as_f64(),
+            d["coco_mask"][0].as_f64().filter(|v| *v >= 0.0)
+        );
+        assert_eq!(s["business_rules_passed"], true, "{s}");
+    }
+
+    // Promotion gates read what evaluate wrote.
+    let gate_map = d["coco_mask"][0].as_f64().unwrap().max(0.0);
+    let (ok, stdout, stderr) = env.run(&[
+        "model",
+        "promote",
+        "--project",
+        "widget_line_a",
+        "--task",
+        "segment",
+        "1",
+        "--to",
+        "staging",
+        "--min-map",
+        &format!("{}", gate_map + 0.01),
+    ]);
+    assert!(!ok, "promotion above the evaluated mAP passed:\n{stdout}");
+    assert!(stderr.contains("--min-map"), "{stderr}");
+    env.ok(&[
+        "model",
+        "promote",
+        "--project",
+        "widget_line_a",
+        "--task",
+        "segment",
+        "1",
+        "--to",
+        "staging",
+        "--min-map",
+        &format!("{}", (gate_map - 0.01).max(0.0)),
+    ]);
+}
+
+#[test]
+fn evaluate_detector_needs_project_labels_for_checkpoint_classes() {
+    let env = Env::new();
+    let manifest = setup(&env);
+    let cfg = manifest.to_str().unwrap();
+    let ckpt = fixtures().join("ultralytics/yolov8s-seg-80class-random.pt");
+    let (ok, _, err) = env.run(&[
+        "evaluate",
+        "--config",
+        cfg,
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--labels") && err.contains("person"), "{err}");
+    // A checkpoint outside experiments/ and not registered is evaluated but not recorded.
+    let out = env.ok(&[
+        "evaluate",
+        "--config",
+        cfg,
+        "--checkpoint",
+        fixtures()
+            .join("ultralytics/yolov8n-seg-widgets.pt")
+            .to_str()
+            .unwrap(),
+        "--split",
+        "val",
+        "--gallery",
+        "0",
+        "--out",
+        "rep",
+    ]);
+    assert!(out.contains("not recorded"), "{out}");
+    assert!(Path::new(&env.path("rep/report.html")).is_file());
+    assert!(evaluations(&env).is_empty());
+}
