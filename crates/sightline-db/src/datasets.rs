@@ -1,5 +1,8 @@
-//! Dataset version records (migration 0002): one row per immutable, content-addressed
+//! Dataset version records (migrations 0002, 0007): one row per immutable, content-addressed
 //! version (id = md5 of its DVC `.dir` object), with parent, message, author, time, stats.
+//!
+//! The same content ingested into two projects has the same id, so rows are keyed by
+//! `(project, id)` (migration 0007); a parent is always a version of the same project.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -80,7 +83,7 @@ macro_rules! select_versions {
     };
 }
 
-/// Record a version of `project`; returns `false` when a row with that id already exists.
+/// Record a version of `project`; returns `false` when the project already has a row with that id.
 pub async fn insert(db: &Db, project: &str, v: &NewDatasetVersion<'_>) -> Result<bool, DbError> {
     let pid = crate::projects::id_of(db, project).await?;
     let now = crate::now();
@@ -89,7 +92,7 @@ pub async fn insert(db: &Db, project: &str, v: &NewDatasetVersion<'_>) -> Result
             "INSERT INTO dataset_versions (id, project_id, parent_id, message, author, created_at, \
              stats, source, format, nfiles, size_bytes, images, instances, notes) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (id) DO NOTHING",
+             ON CONFLICT (project_id, id) DO NOTHING",
         )
         .bind(v.id)
         .bind(pid)
@@ -151,11 +154,16 @@ pub async fn list(db: &Db, project: &str) -> Result<Vec<DatasetVersionRow>, DbEr
     Ok(out)
 }
 
-/// One version by id.
-pub async fn get(db: &Db, id: &str) -> Result<Option<DatasetVersionRow>, DbError> {
-    const SQL: &str = select_versions!("WHERE d.id = $1");
+/// One version of `project` by id.
+pub async fn get(db: &Db, project: &str, id: &str) -> Result<Option<DatasetVersionRow>, DbError> {
+    const SQL: &str = select_versions!("WHERE p.name = $1 AND d.id = $2");
     let out = with_pool!(db, |pool| {
-        match sqlx::query(SQL).bind(id).fetch_optional(pool).await? {
+        match sqlx::query(SQL)
+            .bind(project)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        {
             Some(row) => Some(row_to_version!(row)),
             None => None,
         }
@@ -201,7 +209,7 @@ mod tests {
         assert!(insert(db, "line_a", &v2).await.unwrap());
         let all = list(db, "line_a").await.unwrap();
         assert_eq!(all.len(), 2);
-        let got = get(db, v2.id).await.unwrap().unwrap();
+        let got = get(db, "line_a", v2.id).await.unwrap().unwrap();
         assert_eq!(got.parent_id.as_deref(), Some(v1.id));
         assert_eq!(got.project, "line_a");
         assert_eq!(got.stats["images"], 3);
@@ -210,7 +218,7 @@ mod tests {
             (got.nfiles, got.size_bytes, got.images, got.instances),
             (4, 1234, 3, 5)
         );
-        assert!(get(db, "nope").await.unwrap().is_none());
+        assert!(get(db, "line_a", "nope").await.unwrap().is_none());
         // Unknown parent is refused by the foreign key.
         let orphan = NewDatasetVersion {
             id: "11111111111111111111111111111111",
@@ -219,6 +227,75 @@ mod tests {
         };
         assert!(insert(db, "line_a", &orphan).await.is_err());
         assert!(insert(db, "no_such_project", &v1).await.is_err());
+
+        // The same content in a second project: its own row, same id (migration 0007).
+        let yaml_b = yaml.replace("line_a", "line_b");
+        let m = sightline_core::Manifest::parse(&yaml_b, "b.yaml").unwrap();
+        crate::projects::apply(db, &m, &yaml_b, false)
+            .await
+            .unwrap();
+        let in_b = NewDatasetVersion {
+            message: "same data, other project",
+            ..v1.clone()
+        };
+        assert!(insert(db, "line_b", &in_b).await.unwrap());
+        assert!(!insert(db, "line_b", &in_b).await.unwrap());
+        let b = get(db, "line_b", v1.id).await.unwrap().unwrap();
+        assert_eq!(
+            (b.project.as_str(), b.message.as_str()),
+            ("line_b", "same data, other project")
+        );
+        let a = get(db, "line_a", v1.id).await.unwrap().unwrap();
+        assert_eq!(a.message, "first");
+        assert_eq!(list(db, "line_b").await.unwrap().len(), 1);
+        assert_eq!(list(db, "line_a").await.unwrap().len(), 2);
+        // A parent must be a version of the same project.
+        let cross = NewDatasetVersion {
+            id: "22222222222222222222222222222222",
+            parent_id: Some(v2.id),
+            ..v1.clone()
+        };
+        assert!(
+            insert(db, "line_b", &cross).await.is_err(),
+            "v2 exists only in line_a"
+        );
+        // Model versions link to a version of their own project.
+        let pa = crate::projects::id_of(db, "line_a").await.unwrap();
+        let pb = crate::projects::id_of(db, "line_b").await.unwrap();
+        assert_eq!(
+            link(db, pa, 1, "fedcba9876543210fedcba9876543210")
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            link(db, pb, 1, "0123456789abcdef0123456789abcdef")
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(
+            link(db, pb, 2, "fedcba9876543210fedcba9876543210")
+                .await
+                .is_err(),
+            "v2 is line_a's"
+        );
+    }
+
+    /// Insert a model version of project `pid` that links dataset version `ds`.
+    async fn link(db: &Db, pid: i64, version: i64, ds: &str) -> Result<u64, sqlx::Error> {
+        const SQL: &str = "INSERT INTO model_versions (project_id, task, version, \
+            checkpoint_sha256, dataset_version_id, created_at) VALUES ($1, 'segment', $2, 'x', $3, $4)";
+        Ok(with_pool!(db, |pool| {
+            sqlx::query(SQL)
+                .bind(pid)
+                .bind(version)
+                .bind(ds)
+                .bind(crate::now())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     #[tokio::test]
