@@ -15,6 +15,7 @@
 //! `migrations/sqlite/NNNN_name.sql` and `migrations/postgres/NNNN_name.sql` (same numbers in
 //! both folders) and are embedded at compile time.
 
+pub mod corrections;
 pub mod datasets;
 pub mod experiments;
 pub mod inference_log;

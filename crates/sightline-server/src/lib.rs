@@ -9,14 +9,22 @@
 //! - [`verdict`]: ok/ng/unknown with reasons, NG ratio tracking.
 //! - [`metrics`]: Prometheus text at `/metrics`.
 //! - [`auth`]: API tokens with roles.
+//! - [`history`]: history listing/export/images and the review queue.
+//! - [`corrections`]: operator corrections and the corrections → dataset version endpoint.
+//! - [`catalog`]: project manifests and dataset versions.
+//! - [`monitoring`]: confidence drift (KS vs the evaluation baseline) and alarms.
 
 pub mod auth;
+pub mod catalog;
+pub mod corrections;
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod infer;
 pub mod inspect;
 pub mod log;
 pub mod metrics;
+pub mod monitoring;
 pub mod notify;
 pub mod routes;
 pub mod serve;

@@ -41,10 +41,30 @@ use crate::{AppState, reconcile};
         deploy_model,
         list_aliases,
         set_alias,
-        history,
-        history_item
+        crate::history::history,
+        crate::history::history_csv,
+        crate::history::history_item,
+        crate::history::history_image,
+        crate::history::review,
+        crate::corrections::post_correction,
+        crate::corrections::list_corrections,
+        crate::corrections::from_corrections,
+        crate::catalog::post_project,
+        crate::catalog::list_datasets,
+        crate::catalog::get_dataset,
+        crate::catalog::diff_datasets,
+        crate::monitoring::monitoring
     ),
-    components(schemas(ErrorBody, InspectResponse, Health, DeploymentStatus))
+    components(schemas(
+        ErrorBody,
+        InspectResponse,
+        Health,
+        DeploymentStatus,
+        crate::history::HistoryPage,
+        crate::corrections::CorrectionBody,
+        crate::corrections::FromCorrectionsBody,
+        crate::monitoring::Monitoring
+    ))
 )]
 pub struct ApiDoc;
 
@@ -56,7 +76,10 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/deployments", get(deployments))
-        .route("/projects", get(list_projects))
+        .route(
+            "/projects",
+            get(list_projects).post(crate::catalog::post_project),
+        )
         .route("/projects/{project}", get(get_project))
         .route("/projects/{project}/labels", get(get_labels))
         .route("/models", get(list_models))
@@ -64,8 +87,38 @@ pub fn app(state: AppState) -> Router {
         .route("/models/{id}", get(get_model))
         .route("/models/{id}/deploy", post(deploy_model))
         .route("/aliases", get(list_aliases).post(set_alias))
-        .route("/history", get(history))
-        .route("/history/{request_id}", get(history_item))
+        .route("/history", get(crate::history::history))
+        .route("/history.csv", get(crate::history::history_csv))
+        .route("/history/{request_id}", get(crate::history::history_item))
+        .route(
+            "/history/{request_id}/image",
+            get(crate::history::history_image),
+        )
+        .route(
+            "/history/{request_id}/corrections",
+            get(crate::corrections::list_corrections).post(crate::corrections::post_correction),
+        )
+        .route("/projects/{project}/review", get(crate::history::review))
+        .route(
+            "/projects/{project}/monitoring",
+            get(crate::monitoring::monitoring),
+        )
+        .route(
+            "/projects/{project}/datasets",
+            get(crate::catalog::list_datasets),
+        )
+        .route(
+            "/projects/{project}/datasets/from-corrections",
+            post(crate::corrections::from_corrections),
+        )
+        .route(
+            "/projects/{project}/datasets/{id}",
+            get(crate::catalog::get_dataset),
+        )
+        .route(
+            "/projects/{project}/datasets/{a}/diff/{b}",
+            get(crate::catalog::diff_datasets),
+        )
         .route(
             "/projects/{project}/inspect",
             post(inspect_handler).layer(DefaultBodyLimit::max(limit)),
@@ -150,12 +203,14 @@ async fn deployments(State(state): State<AppState>) -> Json<Vec<DeploymentStatus
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics().render();
+    text.push_str(&crate::monitoring::gauges(&state).await);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(),
+        text,
     )
         .into_response()
 }
@@ -365,6 +420,8 @@ fn log_row(r: &InspectResponse) -> sightline_db::inference_log::InferenceLogRow 
         height: i64::from(r.height),
         latency_ms: r.timing.total_ms,
         response: sqlx_json(serde_json::to_value(r).unwrap_or(serde_json::Value::Null)),
+        corrected: false,
+        disagreement: disagreement(r),
     }
 }
 
@@ -628,129 +685,23 @@ async fn set_alias(
     }
 }
 
-/// History filters and paging.
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Project.
-    project: Option<String>,
-    /// Verdict (`ok`, `ng`, `unknown`).
-    verdict: Option<String>,
-    /// Label.
-    label: Option<String>,
-    /// Line.
-    line: Option<String>,
-    /// Lot.
-    lot: Option<String>,
-    /// Camera.
-    camera: Option<String>,
-    /// Part id.
-    part_id: Option<String>,
-    /// Model version id.
-    model_version_id: Option<i64>,
-    /// Lowest confidence.
-    min_confidence: Option<f64>,
-    /// Highest confidence.
-    max_confidence: Option<f64>,
-    /// From (RFC 3339, inclusive).
-    from: Option<String>,
-    /// To (RFC 3339, exclusive).
-    to: Option<String>,
-    /// Page size (default 50, at most 500).
-    limit: Option<i64>,
-    /// Rows to skip.
-    offset: Option<i64>,
-}
-
-/// One page of history.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HistoryPage {
-    /// Matching requests in total.
-    pub total: i64,
-    /// This page, newest first.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<serde_json::Value>,
-}
-
-fn parse_time(
-    name: &str,
-    v: Option<&str>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    v.map(|s| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(|e| ApiError::BadRequest(format!("`{name}` must be an RFC 3339 time: {e}")))
-    })
-    .transpose()
-}
-
-fn history_json(r: sightline_db::inference_log::InferenceLogRow) -> serde_json::Value {
-    serde_json::json!({
-        "request_id": r.request_id,
-        "project": r.project,
-        "created_at": r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "verdict": r.verdict,
-        "detector_version_id": r.detector_version_id,
-        "classifier_version_id": r.classifier_version_id,
-        "label": r.label,
-        "confidence": r.confidence,
-        "line": r.line, "lot": r.lot, "camera": r.camera, "part_id": r.part_id,
-        "image_sha256": r.image_sha256,
-        "image_path": r.image_path,
-        "width": r.width, "height": r.height,
-        "latency_ms": r.latency_ms,
-        "response": r.response.0,
-    })
-}
-
-/// Past inspections with filters and paging, newest first.
-#[utoipa::path(get, path = "/history", params(HistoryQuery), responses((status = 200, body = HistoryPage)))]
-async fn history(
-    State(state): State<AppState>,
-    Query(q): Query<HistoryQuery>,
-) -> Result<Json<HistoryPage>, ApiError> {
-    if let Some(v) = &q.verdict
-        && !matches!(v.as_str(), "ok" | "ng" | "unknown")
-    {
-        return Err(ApiError::BadRequest(format!(
-            "verdict `{v}` is not ok, ng or unknown"
-        )));
-    }
-    let filter = sightline_db::inference_log::HistoryFilter {
-        from: parse_time("from", q.from.as_deref())?,
-        to: parse_time("to", q.to.as_deref())?,
-        project: q.project,
-        verdict: q.verdict,
-        label: q.label,
-        line: q.line,
-        lot: q.lot,
-        camera: q.camera,
-        part_id: q.part_id,
-        model_version_id: q.model_version_id,
-        min_confidence: q.min_confidence,
-        max_confidence: q.max_confidence,
-        limit: q.limit,
-        offset: q.offset,
+/// Whether detector and classifier disagree: the detector found an above-threshold defect while
+/// the classifier says `ok`, or the classifier says a defect label while the detector found none.
+/// `false` unless both models answered and the classifier decided a label.
+pub fn disagreement(r: &InspectResponse) -> bool {
+    let has_detector = r
+        .models
+        .iter()
+        .any(|m| m.task == sightline_core::Task::Segment);
+    let Some(label) = r.classification.as_ref().and_then(|c| c.label.as_deref()) else {
+        return false;
     };
-    let (rows, total) = sightline_db::inference_log::query(state.registry().db(), &filter)
-        .await
-        .map_err(db_error)?;
-    Ok(Json(HistoryPage {
-        total,
-        items: rows.into_iter().map(history_json).collect(),
-    }))
-}
-
-/// One past inspection with its full response.
-#[utoipa::path(get, path = "/history/{request_id}", params(("request_id" = String, Path)),
-    responses((status = 200, description = "Logged request"), (status = 404, body = ErrorBody)))]
-async fn history_item(
-    State(state): State<AppState>,
-    Path(request_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let row = sightline_db::inference_log::get(state.registry().db(), &request_id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("request `{request_id}` not found")))?;
-    Ok(Json(history_json(row)))
+    if !has_detector {
+        return false;
+    }
+    let detector_ng = r
+        .detections
+        .iter()
+        .any(|d| d.above_threshold && !crate::verdict::is_ok_label(&d.label));
+    detector_ng == crate::verdict::is_ok_label(label)
 }
