@@ -156,6 +156,11 @@ async function fromCorrections() {
       method: 'POST', body: { message: 'corrections from the review page' },
     });
     const id = res.version?.id;
+    if (res.created === false) {
+      mount($('from-corrections-result'), `No new dataset version: only rejections (${res.rejected}); they are recorded against `,
+        h('a', { href: pageUrl('datasets', project, { version: id }) }, fmt.short(id, 12)), '.');
+      return;
+    }
     mount($('from-corrections-result'), `Dataset version `,
       h('a', { href: pageUrl('datasets', project, { version: id }), id: 'new-dataset-link' }, fmt.short(id, 12)),
       ` created: ${res.images_added} image(s) added from ${res.corrections_used} correction(s)${res.rejected ? `, ${res.rejected} rejected left out` : ''}.`);
