@@ -313,7 +313,10 @@ fn evaluate_detector_needs_project_labels_for_checkpoint_classes() {
         ckpt.to_str().unwrap(),
     ]);
     assert!(!ok);
-    assert!(err.contains("--labels") && err.contains("person"), "{err}");
+    assert!(
+        err.contains("--labels") && err.contains("80 of the checkpoint's 80 classes"),
+        "{err}"
+    );
     // A checkpoint outside experiments/ and not registered is evaluated but not recorded.
     let out = env.ok(&[
         "evaluate",

@@ -403,11 +403,19 @@ pub(crate) fn evaluate(
         .filter(|c| !manifest.labels.contains(c))
         .collect();
     if !foreign.is_empty() {
+        let shown: Vec<&String> = foreign.iter().take(10).copied().collect();
         bail!(
-            "the checkpoint's classes {classes:?} include {foreign:?}, which are not labels of project {} ({:?}); \
+            "{} of the checkpoint's {} classes are not labels of project {} ({:?}): {shown:?}{}; \
              pass --labels with one project label per checkpoint class, in class-id order",
+            foreign.len(),
+            classes.len(),
             manifest.project,
-            manifest.labels
+            manifest.labels,
+            if foreign.len() > shown.len() {
+                " …"
+            } else {
+                ""
+            }
         );
     }
     let nc = classes.len();
