@@ -1,5 +1,5 @@
 //! Catalog endpoints: apply a project manifest (`POST /projects`), dataset versions with stats,
-//! lineage and diffs (`/projects/{p}/datasets…`).
+//! lineage and diffs (`/projects/{p}/datasets…`), experiments with per-epoch metrics.
 //!
 //! Dataset versions are listed from the database; their stats, diffs and annotations come from
 //! the project's data area (`<home>/projects/<p>/datasets`), whose ids are checked by the
@@ -175,4 +175,49 @@ pub async fn diff_datasets(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(dataset_error)?;
     Ok(Json(diff).into_response())
+}
+
+/// Training runs (experiments) of a project, newest first.
+#[utoipa::path(get, path = "/projects/{project}/experiments", params(("project" = String, Path)),
+    responses((status = 200, description = "Experiments"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list_experiments(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Response, ApiError> {
+    let list = sightline_db::experiments::list(state.registry().db(), &project)
+        .await
+        .map_err(db_error)?;
+    Ok(Json(list).into_response())
+}
+
+/// One experiment with its per-epoch losses and metrics (`epochs`) and the models registered
+/// from it (`models`).
+#[utoipa::path(get, path = "/experiments/{id}", params(("id" = String, Path)),
+    responses((status = 200, description = "Experiment + epochs + models"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_experiment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let db = state.registry().db();
+    let e = sightline_db::experiments::get(db, &id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::NotFound(format!("experiment `{id}` not found")))?;
+    let epochs = sightline_db::experiments::epochs(db, &id)
+        .await
+        .map_err(db_error)?;
+    let models: Vec<_> = state
+        .registry()
+        .list(Some(&e.project), None)
+        .await?
+        .into_iter()
+        .filter(|m| m.experiment_id.as_deref() == Some(id.as_str()))
+        .collect();
+    let mut v =
+        serde_json::to_value(&e).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
+    v["epochs"] = serde_json::to_value(&epochs)
+        .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
+    v["models"] = serde_json::to_value(&models)
+        .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
+    Ok(Json(v).into_response())
 }

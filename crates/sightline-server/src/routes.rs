@@ -53,6 +53,8 @@ use crate::{AppState, reconcile};
         crate::catalog::list_datasets,
         crate::catalog::get_dataset,
         crate::catalog::diff_datasets,
+        crate::catalog::list_experiments,
+        crate::catalog::get_experiment,
         crate::monitoring::monitoring
     ),
     components(schemas(
@@ -119,6 +121,11 @@ pub fn app(state: AppState) -> Router {
             "/projects/{project}/datasets/{a}/diff/{b}",
             get(crate::catalog::diff_datasets),
         )
+        .route(
+            "/projects/{project}/experiments",
+            get(crate::catalog::list_experiments),
+        )
+        .route("/experiments/{id}", get(crate::catalog::get_experiment))
         .route(
             "/projects/{project}/inspect",
             post(inspect_handler).layer(DefaultBodyLimit::max(limit)),
