@@ -337,4 +337,26 @@ fn evaluate_detector_needs_project_labels_for_checkpoint_classes() {
     assert!(out.contains("not recorded"), "{out}");
     assert!(Path::new(&env.path("rep/report.html")).is_file());
     assert!(evaluations(&env).is_empty());
+    // A plain COCO folder instead of a dataset version: same images, no version recorded.
+    env.ok(&[
+        "evaluate",
+        "--config",
+        cfg,
+        "--checkpoint",
+        fixtures()
+            .join("ultralytics/yolov8n-seg-widgets.pt")
+            .to_str()
+            .unwrap(),
+        "--data",
+        "gen",
+        "--out",
+        "rep2",
+    ]);
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(env.path("rep2/report.json")).unwrap()).unwrap();
+    assert_eq!(r["dataset"]["images"], 4);
+    assert_eq!(r["dataset"]["version"], Value::Null);
+    let a: Value =
+        serde_json::from_slice(&std::fs::read(env.path("rep/report.json")).unwrap()).unwrap();
+    assert_eq!(r["detection"]["coco_mask"], a["detection"]["coco_mask"]);
 }
