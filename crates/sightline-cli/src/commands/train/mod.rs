@@ -376,7 +376,7 @@ impl Progress {
             .collect::<Vec<_>>()
             .join(" ");
         if self.json {
-            if (p.batch + 1) % BATCH_EVERY == 0 || p.batch + 1 == p.batches {
+            if (p.batch + 1).is_multiple_of(BATCH_EVERY) || p.batch + 1 == p.batches {
                 self.event(serde_json::json!({
                     "event": "batch",
                     "epoch": p.epoch,
