@@ -5,6 +5,12 @@
 //! size and batch size, both for the network forward alone (input already preprocessed, outputs
 //! read back) and for the whole pipeline (YOLOv8-seg: letterbox, forward, NMS, masks at full
 //! resolution; MobileNetV3-small at 224: resize, crop, normalise, forward, softmax).
+//!
+//! `sightline bench serve` is a load test of a running `sightline serve`: `--concurrency`
+//! clients (each one keep-alive HTTP connection) post one image to `POST /projects/{p}/inspect`
+//! until `--requests` responses arrived, after an untimed warm-up, and report throughput,
+//! latency percentiles (nearest rank) and failures. Any failed request makes the command fail
+//! after printing the report.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +42,40 @@ pub struct Args {
 pub enum BenchCommand {
     /// Inference latency of the vision models (median per batch and per image).
     Predict(PredictArgs),
+    /// Load test of a running server: throughput and latency percentiles of `inspect`.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `sightline bench serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Project whose `inspect` endpoint is loaded.
+    #[arg(long)]
+    pub project: String,
+    /// JPEG or PNG image posted as the raw request body.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Timed requests in total.
+    #[arg(long, default_value_t = 500)]
+    pub requests: usize,
+    /// Untimed warm-up requests (default: one per client).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Extra query string for every request, e.g. `line=L1&lot=bench`.
+    #[arg(long)]
+    pub query: Option<String>,
+    /// API token sent as `Authorization: Bearer` (when the server requires one).
+    #[arg(long, env = "SIGHTLINE_API_TOKEN")]
+    pub token: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_s: u64,
 }
 
 /// Arguments of `sightline bench predict`.
@@ -77,6 +117,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         BenchCommand::Predict(a) => tokio::task::spawn_blocking(move || bench_predict(a, json))
             .await
             .context("benchmark worker stopped")?,
+        BenchCommand::Serve(a) => bench_serve(a, json).await,
     }
 }
 
@@ -259,4 +300,240 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Latency summary of a load test, in milliseconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Nearest-rank percentiles of `ms` (sorted here); `None` when empty.
+pub fn latency_summary(ms: &mut [f64]) -> Option<LatencySummary> {
+    if ms.is_empty() {
+        return None;
+    }
+    ms.sort_by(f64::total_cmp);
+    let rank = |p: f64| {
+        let r = (p / 100.0 * ms.len() as f64).ceil() as usize;
+        ms[r.clamp(1, ms.len()) - 1]
+    };
+    Some(LatencySummary {
+        p50: rank(50.0),
+        p90: rank(90.0),
+        p99: rank(99.0),
+        max: ms[ms.len() - 1],
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+    })
+}
+
+/// One finished request.
+struct Sample {
+    ms: f64,
+    outcome: Result<u16, String>,
+}
+
+async fn one_request(
+    client: &reqwest::Client,
+    url: &str,
+    body: &ImageBody,
+    token: Option<&str>,
+) -> Sample {
+    let started = Instant::now();
+    let mut req = client
+        .post(url)
+        .header("content-type", body.content_type)
+        .body(body.bytes.clone());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let outcome = match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.bytes().await {
+                Ok(_) if status == 200 => Ok(status),
+                Ok(b) => Err(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&b[..b.len().min(300)])
+                )),
+                Err(e) => Err(format!("HTTP {status}, body: {e}")),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    Sample {
+        ms: started.elapsed().as_secs_f64() * 1e3,
+        outcome,
+    }
+}
+
+/// The posted image, shared by every client.
+struct ImageBody {
+    /// Encoded image.
+    bytes: Vec<u8>,
+    /// `image/jpeg` or `image/png`.
+    content_type: &'static str,
+}
+
+async fn bench_serve(args: ServeArgs, json: bool) -> anyhow::Result<()> {
+    if args.concurrency == 0 || args.requests == 0 {
+        bail!("--concurrency and --requests must be at least 1");
+    }
+    let bytes = fs_err::read(&args.image)?;
+    let content_type = if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else if bytes.starts_with(&[0xFF, 0xD8]) {
+        "image/jpeg"
+    } else {
+        bail!("{} is neither a JPEG nor a PNG file", args.image.display());
+    };
+    let body = std::sync::Arc::new(ImageBody {
+        bytes,
+        content_type,
+    });
+    let base = args.url.trim_end_matches('/');
+    let mut url = format!("{base}/projects/{}/inspect", args.project);
+    if let Some(q) = &args.query {
+        url.push('?');
+        url.push_str(q.trim_start_matches('?'));
+    }
+    // reqwest is built without a default TLS provider (see sightline-store): install ring's, as
+    // the S3 store does, so that an https:// URL works too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(args.timeout_s.max(1)))
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .context("cannot build the HTTP client")?;
+    let token = args.token.clone();
+    // Warm-up (untimed): also fails fast when the server or the project is not there.
+    let warmup = args.warmup.unwrap_or(args.concurrency);
+    if warmup > 0 {
+        let tasks: Vec<_> = (0..warmup.min(args.concurrency))
+            .map(|c| {
+                let (client, url, body, token) =
+                    (client.clone(), url.clone(), body.clone(), token.clone());
+                let n = warmup / args.concurrency + usize::from(c < warmup % args.concurrency);
+                tokio::spawn(async move {
+                    let mut last = None;
+                    for _ in 0..n {
+                        last = Some(one_request(&client, &url, &body, token.as_deref()).await);
+                    }
+                    last
+                })
+            })
+            .collect();
+        for t in tasks {
+            if let Some(Sample {
+                outcome: Err(e), ..
+            }) = t.await.context("warm-up client stopped")?
+            {
+                bail!("warm-up request to {url} failed: {e}");
+            }
+        }
+    }
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..args.concurrency.min(args.requests))
+        .map(|_| {
+            let (client, url, body, token, next) = (
+                client.clone(),
+                url.clone(),
+                body.clone(),
+                token.clone(),
+                next.clone(),
+            );
+            let total = args.requests;
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                    samples.push(one_request(&client, &url, &body, token.as_deref()).await);
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(args.requests);
+    for c in clients {
+        samples.extend(c.await.context("load client stopped")?);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let mut ok_ms: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.outcome.is_ok())
+        .map(|s| s.ms)
+        .collect();
+    let errors: Vec<&String> = samples
+        .iter()
+        .filter_map(|s| s.outcome.as_ref().err())
+        .collect();
+    let succeeded = ok_ms.len();
+    let latency = latency_summary(&mut ok_ms);
+    let throughput = succeeded as f64 / wall.max(1e-9);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "url": url,
+                "image": args.image.display().to_string(),
+                "concurrency": args.concurrency,
+                "requests": samples.len(),
+                "succeeded": succeeded,
+                "errors": errors.len(),
+                "first_error": errors.first(),
+                "wall_s": wall,
+                "throughput_rps": throughput,
+                "latency_ms": latency,
+            }))?
+        );
+    } else {
+        println!(
+            "{} requests to {url}, concurrency {}, in {wall:.2} s",
+            samples.len(),
+            args.concurrency
+        );
+        println!(
+            "throughput {throughput:.1} req/s, {succeeded} ok, {} errors",
+            errors.len()
+        );
+        if let Some(l) = &latency {
+            println!(
+                "latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  mean {:.1}",
+                l.p50, l.p90, l.p99, l.max, l.mean
+            );
+        }
+        if let Some(e) = errors.first() {
+            println!("first error: {e}");
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{} of {} requests failed", errors.len(), samples.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let s = latency_summary(&mut v).unwrap();
+        assert_eq!((s.p50, s.p90, s.p99, s.max), (50.0, 90.0, 99.0, 100.0));
+        assert!((s.mean - 50.5).abs() < 1e-9);
+        let mut one = vec![7.0];
+        let s = latency_summary(&mut one).unwrap();
+        assert_eq!((s.p50, s.p99), (7.0, 7.0));
+        assert!(latency_summary(&mut []).is_none());
+    }
 }

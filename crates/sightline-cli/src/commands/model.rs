@@ -24,6 +24,9 @@ enum Command {
         /// Only this task (`segment` or `classify`).
         #[arg(long)]
         task: Option<Task>,
+        /// Only models trained on this dataset version (lineage dataset → models).
+        #[arg(long, value_name = "VERSION")]
+        dataset: Option<String>,
     },
     /// Show a version (number or alias) with its lineage.
     Show {
@@ -144,8 +147,21 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
 
 async fn run_with(args: Args, ctx: &Ctx, reg: &Registry) -> anyhow::Result<()> {
     match args.command {
-        Command::List { project, task } => {
-            let models = reg.list(project.as_deref(), task).await?;
+        Command::List {
+            project,
+            task,
+            dataset,
+        } => {
+            let models = match &dataset {
+                Some(ds) => reg
+                    .models_for_dataset(ds)
+                    .await?
+                    .into_iter()
+                    .filter(|m| project.as_ref().is_none_or(|p| &m.project == p))
+                    .filter(|m| task.is_none_or(|t| m.task == t))
+                    .collect(),
+                None => reg.list(project.as_deref(), task).await?,
+            };
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&models)?);
             } else {

@@ -36,6 +36,11 @@ pub struct Args {
     /// Evaluation report reference.
     #[arg(long)]
     pub report: Option<String>,
+    /// Class map `a,b,c`: the model's class 0 is project label `a`, class 1 `b`, … Overrides the
+    /// checkpoint's own class names (needed when they are not project labels); the count must
+    /// match the checkpoint's classes. Default: the checkpoint's names, else the project labels.
+    #[arg(long, value_name = "LABELS")]
+    pub labels: Option<String>,
 }
 
 /// The database URL and the (local) artifact root of the context.
@@ -66,29 +71,37 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let manifest = Manifest::load(&args.config)
         .with_context(|| format!("cannot load manifest {}", args.config.display()))?;
     let registry = open_registry(ctx).await?;
+    let class_labels = args
+        .labels
+        .as_deref()
+        .map(sightline_registry::labels::parse_label_list);
     let model = registry
-        .register(RegisterRequest {
-            manifest,
-            task: args.task,
-            checkpoint: args.checkpoint.clone(),
-            experiment_id: args.experiment,
-            dataset_version: args.dataset,
-            evaluation_report: args.report,
-            note: args.note,
-            alias: args.alias.clone(),
-            actor: "cli".into(),
-        })
+        .register_with_labels(
+            RegisterRequest {
+                manifest,
+                task: args.task,
+                checkpoint: args.checkpoint.clone(),
+                experiment_id: args.experiment,
+                dataset_version: args.dataset,
+                evaluation_report: args.report,
+                note: args.note,
+                alias: args.alias.clone(),
+                actor: "cli".into(),
+            },
+            class_labels,
+        )
         .await
         .with_context(|| format!("cannot register {}", args.checkpoint.display()))?;
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&model)?);
     } else {
         println!(
-            "registered {} (id {}, sha256 {}, bundle {}){}",
+            "registered {} (id {}, sha256 {}, bundle {}, classes {}){}",
             model.display_name(),
             model.id,
             &model.checkpoint_sha256[..12.min(model.checkpoint_sha256.len())],
             model.bundle_dir,
+            model.labels.join(","),
             args.alias
                 .map(|a| format!(", alias `{a}`"))
                 .unwrap_or_default()

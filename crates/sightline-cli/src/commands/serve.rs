@@ -37,7 +37,8 @@ pub struct Args {
     /// Do not log requests to the database.
     #[arg(long)]
     pub no_request_log: bool,
-    /// How often (ms) aliases are re-read from the database.
+    /// How often (ms) aliases are re-read from the database (SQLite; on PostgreSQL alias changes
+    /// also arrive at once through LISTEN/NOTIFY and this poll is the fallback).
     #[arg(long, default_value_t = 2000)]
     pub poll_ms: u64,
     /// Inspections per project in the NG-ratio rolling window.
