@@ -91,17 +91,24 @@ pub(crate) fn optim_config(
 
 /// The resolved optimiser, for `config.json`.
 pub(crate) fn optimizer_summary(plan: &Plan, prepared: &Prepared) -> serde_json::Value {
-    let c = optim_config(
-        &plan.resolved.hyperparameters,
-        prepared.names().len(),
-        prepared.train_len(),
-    );
+    let h = &plan.resolved.hyperparameters;
+    let (nc, n) = (prepared.names().len(), prepared.train_len());
+    let (kind, lr0, momentum, weight_decay, clip) = match plan.task {
+        Task::Segment => {
+            let c = optim_config(h, nc, n);
+            (c.kind, c.lr0, c.momentum, c.weight_decay, c.max_grad_norm)
+        }
+        Task::Classify => {
+            let c = cls_run_config(h, n, nc);
+            (c.optimizer, c.lr0, c.momentum, c.weight_decay, None)
+        }
+    };
     serde_json::json!({
-        "kind": match c.kind { OptimizerKind::Sgd => "sgd", OptimizerKind::AdamW => "adamw" },
-        "lr0": c.lr0,
-        "momentum": c.momentum,
-        "weight_decay": c.weight_decay,
-        "max_grad_norm": c.max_grad_norm,
+        "kind": match kind { OptimizerKind::Sgd => "sgd", OptimizerKind::AdamW => "adamw" },
+        "lr0": lr0,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "max_grad_norm": clip,
     })
 }
 
