@@ -4,17 +4,32 @@
 import { api, showError } from '/ui/lib/api.js';
 import { lineChart } from '/ui/lib/chart.js';
 import { $, fmt, h, mount } from '/ui/lib/dom.js';
-import { initPage, loaded, param, setParams } from '/ui/lib/layout.js';
+import { initPage, loaded, pageUrl, param, setParams } from '/ui/lib/layout.js';
 import { dataTable, nextSort } from '/ui/lib/table.js';
 
 let project = null;
 let runs = [];
-let sort = { key: 'created_at', dir: 'desc' };
+let sort = { key: 'started_at', dir: 'desc' };
 
 /** Per-epoch rows from an experiment, wherever the server put them. */
 function epochsOf(exp) {
   const e = exp.epochs || exp.metrics?.epochs || exp.metrics || [];
-  return Array.isArray(e) ? e : [];
+  return (Array.isArray(e) ? e : []).map(flatten);
+}
+
+/** One flat row per epoch: nested `losses` (named `<k>_loss`) and `metrics` lifted up. */
+function flatten(row) {
+  const out = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (k === 'losses' && v && typeof v === 'object') {
+      for (const [lk, lv] of Object.entries(v)) out[/loss/i.test(lk) ? lk : `${lk}_loss`] = lv;
+    } else if (k === 'metrics' && v && typeof v === 'object') {
+      for (const [mk, mv] of Object.entries(v)) if (typeof mv === 'number') out[mk] = mv;
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
 }
 
 /** Split the numeric keys of epoch rows into loss, learning-rate and metric groups. */
@@ -55,6 +70,7 @@ async function detail(id) {
     epochs.length
       ? h('div', { class: 'grid', id: 'curve-charts' }, chartFor('Losses', epochs, g.loss), chartFor('Metrics', epochs, g.metrics), chartFor('Learning rate', epochs, g.lr))
       : h('p', { class: 'muted' }, 'No per-epoch metrics recorded.'),
+    (exp.models || []).length ? h('p', {}, 'Models registered from this run: ', exp.models.map((m) => h('a', { href: pageUrl('models', project, { id: m.id }), style: 'margin-right:.5rem' }, `${m.task} v${m.version}`))) : null,
     h('details', {}, h('summary', {}, 'Raw (JSON)'), h('pre', {}, JSON.stringify(exp, null, 2))));
 }
 
@@ -65,8 +81,9 @@ function render() {
       { key: 'id', label: 'run', render: (r) => h('button', { type: 'button', class: 'secondary mono', onclick: () => detail(r.id) }, r.id) },
       { key: 'task', label: 'task', sortable: true },
       { key: 'status', label: 'status', sortable: true },
-      { key: 'created_at', label: 'started', sortable: true, render: (r) => fmt.time(r.created_at ?? r.started_at) },
-      { key: 'dataset_version', label: 'dataset', render: (r) => fmt.short(r.dataset_version, 8) },
+      { key: 'started_at', label: 'started', sortable: true, render: (r) => fmt.time(r.started_at ?? r.created_at) },
+      { key: 'epochs_completed', label: 'epochs', sortable: true, num: true },
+      { key: 'dataset_version_id', label: 'dataset', render: (r) => fmt.short(r.dataset_version_id ?? r.dataset_version, 8) },
     ],
     rows: runs, empty: 'No training run recorded for this project.',
   }));
@@ -86,7 +103,7 @@ async function main() {
     showError(e, 'Loading experiments');
   }
   render();
-  const id = param('id') || (runs.length ? runs[runs.length - 1].id : null);
+  const id = param('id') || (runs.length ? runs[0].id : null);
   if (id) await detail(id);
   loaded();
 }
