@@ -81,6 +81,10 @@ pub struct TrainArgs {
     /// Worker threads for data loading and the CPU backend (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Starting weights (overrides the manifest's `weights`): `none` (from scratch), `imagenet`
+    /// (classifier), or a checkpoint path.
+    #[arg(long, value_name = "none|imagenet|PATH", conflicts_with = "resume")]
+    pub weights: Option<String>,
     /// Continue a stopped or interrupted experiment: its id (folder name) or folder.
     #[arg(long, value_name = "EXPERIMENT")]
     pub resume: Option<String>,
@@ -187,9 +191,17 @@ async fn new_plan(
         Task::Segment => "detector",
         Task::Classify => "classifier",
     };
-    let mc = manifest
+    let mut mc = manifest
         .model(task)
-        .with_context(|| format!("{} has no `models.{what}` section", config.display()))?;
+        .with_context(|| format!("{} has no `models.{what}` section", config.display()))?
+        .clone();
+    if let Some(w) = &a.weights {
+        mc.weights = match w.as_str() {
+            "none" => Weights::None,
+            "imagenet" => Weights::ImageNet,
+            path => Weights::Path(PathBuf::from(path)),
+        };
+    }
     let labels = sightline_db::projects::labels(db, &manifest.project)
         .await
         .with_context(|| {
