@@ -322,9 +322,9 @@ mod tests {
             order,
             vec![
                 ("r2", ReviewReason::Unknown),
+                ("r6", ReviewReason::LowConfidence),
                 ("r3", ReviewReason::LowConfidence),
                 ("r4", ReviewReason::Disagreement),
-                ("r6", ReviewReason::Other),
                 ("r5", ReviewReason::Other),
                 ("r1", ReviewReason::Other),
             ]

@@ -400,7 +400,7 @@ pub enum ReviewReason {
 }
 
 /// The review queue of a project: uncorrected requests, verdict `unknown` first, then those with
-/// confidence below `low_confidence` (lowest first), then detector/classifier disagreements, then
+/// confidence below `low_confidence` (lowest first; a missing confidence counts as -1), then detector/classifier disagreements, then
 /// the rest by lowest confidence. Each tier is one indexed query.
 pub async fn review_queue(
     db: &Db,
@@ -412,16 +412,16 @@ pub async fn review_queue(
         (ReviewReason::Unknown, "l.verdict = 'unknown'"),
         (
             ReviewReason::LowConfidence,
-            "l.verdict <> 'unknown' AND l.confidence < $2",
+            "l.verdict <> 'unknown' AND COALESCE(l.confidence, -1.0) < $2",
         ),
         (
             ReviewReason::Disagreement,
-            "l.verdict <> 'unknown' AND (l.confidence IS NULL OR l.confidence >= $2) \
+            "l.verdict <> 'unknown' AND COALESCE(l.confidence, -1.0) >= $2 \
              AND l.disagreement = TRUE",
         ),
         (
             ReviewReason::Other,
-            "l.verdict <> 'unknown' AND (l.confidence IS NULL OR l.confidence >= $2) \
+            "l.verdict <> 'unknown' AND COALESCE(l.confidence, -1.0) >= $2 \
              AND l.disagreement = FALSE",
         ),
     ];
