@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn fixtures() -> PathBuf {
     let p = std::env::var_os("SIGHTLINE_FIXTURES")
@@ -208,6 +209,126 @@ fn dataset_lifecycle_on_postgres() {
     lifecycle(&Env::new(t.path(), Some(pg.url().to_string())));
 }
 
+/// A copy of the seed manifest for project `name` with `labels`, written under `dir`.
+fn manifest(dir: &Path, name: &str, labels: &[&str]) -> PathBuf {
+    let seed = std::fs::read_to_string(seed()).unwrap();
+    let mut out = String::new();
+    let mut in_labels = false;
+    for line in seed.lines() {
+        if line.starts_with("project:") {
+            out.push_str(&format!("project: {name}\n"));
+        } else if line.starts_with("labels:") {
+            in_labels = true;
+            out.push_str("labels:\n");
+            for l in labels {
+                out.push_str(&format!("  - {l}\n"));
+            }
+        } else if in_labels && line.trim_start().starts_with("- ") {
+            continue;
+        } else {
+            in_labels = false;
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let p = dir.join(format!("{name}-{}.yaml", labels.len()));
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+/// The same content ingested into two projects gets the same id in each (versions are keyed by
+/// project + id); an export refuses a version whose labels the project no longer has.
+fn two_projects_and_export_labels(env: &Env, work: &Path) {
+    let src = folders_with_unknown(work);
+    std::fs::remove_dir_all(src.join("train/stain")).unwrap();
+    let b = manifest(work, "widget_line_b", &["ok", "ng", "scratch", "dent"]);
+    env.ok(&["project", "apply", b.to_str().unwrap()]);
+    let pb = ["--project", "widget_line_b"];
+    let in_a = env.json(&["dataset", "ingest", src.to_str().unwrap(), P[0], P[1]]);
+    let in_b = env.json(&["dataset", "ingest", src.to_str().unwrap(), pb[0], pb[1]]);
+    assert_eq!(in_a["created"], true);
+    assert_eq!(
+        in_b["created"], true,
+        "new in project b even though a has it"
+    );
+    let id = in_a["version"]["id"].as_str().unwrap().to_string();
+    assert_eq!(in_b["version"]["id"], id.as_str());
+    for p in [P, pb] {
+        let list = env.json(&["dataset", "list", p[0], p[1]]);
+        assert_eq!(list.as_array().unwrap().len(), 1, "{p:?}: {list}");
+        assert_eq!(list[0]["id"], id.as_str());
+        assert_eq!(list[0]["project"], p[1]);
+    }
+    let again = env.json(&["dataset", "ingest", src.to_str().unwrap(), pb[0], pb[1]]);
+    assert_eq!(again["created"], false);
+
+    // Project b drops "dent" (allowed explicitly); its version still uses it.
+    let b2 = manifest(work, "widget_line_b", &["ok", "ng", "scratch"]);
+    env.ok(&[
+        "project",
+        "apply",
+        b2.to_str().unwrap(),
+        "--allow-label-change",
+    ]);
+    for format in ["yolo", "coco", "voc", "folder"] {
+        let out = work.join(format!("export-{format}"));
+        let err = env.fail(&[
+            "dataset",
+            "export",
+            &id,
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+            pb[0],
+            pb[1],
+        ]);
+        assert!(
+            err.contains("uses 1 label(s) that are not in the project's labels (ok, ng, scratch)"),
+            "{format}: {err}"
+        );
+        assert!(
+            err.contains("\"dent\": 0 instance(s), 2 image label(s), in train/"),
+            "{err}"
+        );
+        assert!(!out.exists(), "{format}: nothing written");
+    }
+    // Project a still has every label: exports, with YOLO class ids in project order.
+    let out = work.join("export-a");
+    env.ok(&[
+        "dataset",
+        "export",
+        &id,
+        "--format",
+        "yolo",
+        "--out",
+        out.to_str().unwrap(),
+        P[0],
+        P[1],
+    ]);
+    let yaml = std::fs::read_to_string(out.join("data.yaml")).unwrap();
+    assert!(
+        yaml.contains("names:\n  0: \"ok\"\n  1: \"ng\"\n  2: \"scratch\"\n  3: \"dent\"\n"),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn two_projects_and_export_labels_on_sqlite() {
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), None);
+    two_projects_and_export_labels(&env, t.path());
+}
+
+#[test]
+fn two_projects_and_export_labels_on_postgres() {
+    let pg = sightline_db::testing::PgTestDatabase::create()
+        .expect("PostgreSQL at 127.0.0.1:5432 must be reachable");
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), Some(pg.url().to_string()));
+    two_projects_and_export_labels(&env, t.path());
+}
+
 /// Image folders with a class the project does not have.
 fn folders_with_unknown(root: &Path) -> PathBuf {
     let w = fixtures().join("widgets-a/classify/train");
@@ -328,23 +449,27 @@ fn corrupt_image_and_strict_warnings_write_nothing() {
 }
 
 /// Serve `body` on 127.0.0.1: the first response is cut after half the body (a dropped
-/// connection), later ones honour `Range`. Records the request headers.
-fn serve(body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+/// connection); later ones honour `Range` when `ranges` is set, else always send the whole body
+/// with `200` (a server without range support). Records the request headers.
+fn serve(body: Vec<u8>, ranges: bool) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let log2 = log.clone();
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().enumerate() {
-            let mut stream = stream.unwrap();
+            let Ok(mut stream) = stream else { continue };
+            // Never wait forever on a client.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut headers = String::new();
             loop {
                 let mut line = String::new();
-                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-                    break;
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => headers.push_str(&line),
                 }
-                headers.push_str(&line);
             }
             log2.lock().unwrap().push(headers.clone());
             let range = headers
@@ -354,82 +479,139 @@ fn serve(body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
                         .strip_prefix("range: bytes=")
                         .map(|r| r.trim_end_matches('-').trim().to_string())
                 })
-                .and_then(|s| s.parse::<usize>().ok());
-            let _ = reader.read(&mut []);
-            match (n, range) {
-                (0, _) => {
-                    let head = format!(
+                .and_then(|s| s.parse::<usize>().ok())
+                .filter(|_| ranges);
+            let (head, data) = match (n, range) {
+                (0, _) => (
+                    format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
-                    );
-                    stream.write_all(head.as_bytes()).unwrap();
-                    stream.write_all(&body[..body.len() / 2]).unwrap();
-                }
-                (_, Some(start)) => {
-                    let rest = &body[start..];
-                    let head = format!(
+                    ),
+                    &body[..body.len() / 2],
+                ),
+                (_, Some(start)) => (
+                    format!(
                         "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
-                        rest.len(),
+                        body.len() - start,
                         body.len() - 1,
                         body.len()
-                    );
-                    stream.write_all(head.as_bytes()).unwrap();
-                    stream.write_all(rest).unwrap();
-                }
-                (_, None) => {
-                    let head = format!(
+                    ),
+                    &body[start..],
+                ),
+                (_, None) => (
+                    format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
-                    );
-                    stream.write_all(head.as_bytes()).unwrap();
-                    stream.write_all(&body).unwrap();
-                }
-            }
+                    ),
+                    &body[..],
+                ),
+            };
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(data);
+            let _ = stream.flush();
+            // End the response explicitly (the client reads to the end of the body).
+            let _ = stream.shutdown(Shutdown::Both);
         }
     });
     (format!("http://{addr}/widgets.tar.gz"), log)
 }
 
-#[test]
-#[ignore = "hangs in the interrupted-download step; URL ingest is implemented but this test needs fixing"]
-fn url_archive_resumes_and_checks_sha256() {
-    let t = tempfile::tempdir().unwrap();
-    let env = Env::new(&t.path().join("home"), None);
-    let src = folders_with_unknown(t.path());
+/// A `.tar.gz` of 5 classification images and its SHA-256.
+fn small_archive(root: &Path) -> (Vec<u8>, String) {
+    let src = folders_with_unknown(root);
     std::fs::remove_dir_all(src.join("train/stain")).unwrap();
-    let tgz = t.path().join("widgets.tar.gz");
+    let tgz = root.join("widgets.tar.gz");
     let st = Command::new("tar")
         .arg("-czf")
         .arg(&tgz)
         .arg("-C")
-        .arg(t.path())
+        .arg(root)
         .arg("src")
         .status()
         .unwrap();
     assert!(st.success());
     let body = std::fs::read(&tgz).unwrap();
-    let sha = {
-        let out = Command::new("sha256sum").arg(&tgz).output().unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let (url, log) = serve(body);
+    let out = Command::new("sha256sum").arg(&tgz).output().unwrap();
+    let sha = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (body, sha)
+}
+
+#[test]
+fn url_archive_resumes_and_checks_sha256() {
+    let started = Instant::now();
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), None);
+    let (body, sha) = small_archive(t.path());
+    let (url, log) = serve(body.clone(), true);
+    let downloads = env.data_area().join("work/downloads");
+    // 1: the connection drops after half the body: an error that says how to go on, the part
+    // kept, no version.
     let err = env.fail(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &sha]);
     assert!(err.contains("run again to resume"), "{err}");
     assert_eq!(env.versions_on_disk(), 0);
+    let part: Vec<PathBuf> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(part.len(), 1, "{part:?}");
+    assert!(part[0].to_string_lossy().ends_with(".part"));
+    assert_eq!(std::fs::read(&part[0]).unwrap(), body[..body.len() / 2]);
+    // 2: resumed with a Range request; the wrong checksum removes the download, no version.
     let wrong = "0".repeat(64);
     let err = env.fail(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &wrong]);
     assert!(err.contains("SHA-256 mismatch"), "{err}");
+    assert!(err.contains(&sha), "names the actual checksum: {err}");
+    assert_eq!(env.versions_on_disk(), 0);
+    assert_eq!(
+        std::fs::read_dir(&downloads).unwrap().count(),
+        0,
+        "nothing kept"
+    );
+    // 3: a fresh download with the right checksum ingests.
+    let ok = env.json(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &sha]);
+    assert_eq!(ok["version"]["stats"]["images"], 5);
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[1]
+            .to_ascii_lowercase()
+            .contains(&format!("range: bytes={}-", body.len() / 2)),
+        "second request resumes: {}",
+        log[1]
+    );
+    assert!(
+        !log[2].to_ascii_lowercase().contains("range:"),
+        "{}",
+        log[2]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn url_without_range_support_restarts_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let env = Env::new(&t.path().join("home"), None);
+    let (body, sha) = small_archive(t.path());
+    let (url, log) = serve(body, false);
+    let err = env.fail(&["dataset", "ingest", &url, P[0], P[1]]);
+    assert!(err.contains("run again to resume"), "{err}");
+    // The server ignores the Range request and sends everything: the part is rewritten from
+    // byte 0, not appended to (the checksum proves it).
     let ok = env.json(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &sha]);
     assert_eq!(ok["version"]["stats"]["images"], 5);
     let log = log.lock().unwrap();
     assert!(
         log[1].to_ascii_lowercase().contains("range: bytes="),
-        "second request resumes: {}",
+        "{}",
         log[1]
     );
 }

@@ -2,6 +2,10 @@
 //!
 //! Names match exactly; `--map old=new` renames first; `--drop-unknown` removes what is still
 //! unknown (and reports it); otherwise unknown names are an error listing names and files.
+//!
+//! On export, [`check_export`] makes sure every label a version uses is in the label set the
+//! files will be written with (the project's current labels, or the version's own categories),
+//! so a YOLO `names` map or COCO categories never disagree with the objects.
 
 use crate::error::{DatasetError, Result};
 use crate::model::Dataset;
@@ -137,6 +141,71 @@ pub fn apply(
     Ok(report)
 }
 
+/// Uses of one label that the target label set lacks.
+#[derive(Debug, Default)]
+struct Missing {
+    instances: usize,
+    image_labels: usize,
+    files: BTreeSet<String>,
+}
+
+/// Check, before anything is written, that every label `ds` uses is in `labels` (the label set
+/// an export writes with: class ids are positions in it), then make `labels` the data set's
+/// categories. `what` names the version and `whose` the label set in the error, which lists
+/// each missing label with its number of instances / image labels and the first files.
+pub fn check_export(ds: &mut Dataset, labels: &[String], what: &str, whose: &str) -> Result<()> {
+    let known: BTreeSet<&str> = labels.iter().map(String::as_str).collect();
+    let mut missing: BTreeMap<String, Missing> = BTreeMap::new();
+    for img in &ds.images {
+        if let Some(l) = img.label.as_ref().filter(|l| !known.contains(l.as_str())) {
+            let m = missing.entry(l.clone()).or_default();
+            m.image_labels += 1;
+            m.files.insert(img.file.clone());
+        }
+        for inst in img
+            .instances
+            .iter()
+            .filter(|i| !known.contains(i.label.as_str()))
+        {
+            let m = missing.entry(inst.label.clone()).or_default();
+            m.instances += 1;
+            m.files.insert(img.file.clone());
+        }
+    }
+    if missing.is_empty() {
+        ds.categories = labels.to_vec();
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{what} uses {} label(s) that are not in {whose} ({}); nothing was written:",
+        missing.len(),
+        if labels.is_empty() {
+            "no labels".to_string()
+        } else {
+            labels.join(", ")
+        }
+    );
+    for (name, m) in &missing {
+        let shown: Vec<&str> = m.files.iter().take(3).map(String::as_str).collect();
+        let more = if m.files.len() > 3 {
+            format!(", … ({} images)", m.files.len())
+        } else {
+            String::new()
+        };
+        msg.push_str(&format!(
+            "\n  {name:?}: {} instance(s), {} image label(s), in {}{more}",
+            m.instances,
+            m.image_labels,
+            shown.join(", ")
+        ));
+    }
+    msg.push_str(
+        "\nadd the label(s) back to the project (`sightline project apply`), or ingest a version \
+         that maps them (--map old=new) or drops them (--drop-unknown)",
+    );
+    Err(DatasetError::UnknownLabels(msg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +249,32 @@ mod tests {
         assert_eq!(r.dropped_image_labels.get("bad"), Some(&1));
         assert_eq!(d.images[0].instances[1].label, "ng");
         assert_eq!(d.images[1].label, None);
+    }
+
+    #[test]
+    fn export_check_names_missing_labels_and_takes_the_target_order() {
+        let mut d = ds();
+        let err = check_export(&mut d, &labels(), "version 1234", "the project's labels")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version 1234 uses 2 label(s) that are not in the project's labels (ok, ng, scratch, dent)"), "{err}");
+        assert!(
+            err.contains("\"stain\": 1 instance(s), 0 image label(s), in a.jpg"),
+            "{err}"
+        );
+        assert!(
+            err.contains("\"bad\": 0 instance(s), 1 image label(s), in b.jpg"),
+            "{err}"
+        );
+        let mut d = ds();
+        d.images[0].instances.pop();
+        d.images[1].label = Some("ok".into());
+        check_export(&mut d, &labels(), "v", "w").unwrap();
+        assert_eq!(
+            d.categories,
+            labels(),
+            "class ids follow the target label set"
+        );
     }
 
     #[test]

@@ -25,8 +25,26 @@ pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
+/// How long a download may wait for the server (connect, or between two reads) before it
+/// stops with "run again to resume" instead of hanging.
+const NET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL if known).
+fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((start, total.trim().parse().ok()))
+}
+
 /// Download `url` into `dir` (resuming a previous partial download), check `sha256` if given,
 /// and return the downloaded file.
+///
+/// The body is streamed to `<name>.part`; when that file exists, the request asks for the rest
+/// (`Range: bytes=N-`). A `206` whose `Content-Range` starts at `N` is appended; any other
+/// answer (a server without range support sends `200` and the whole body; `416` when the part
+/// is unusable) restarts cleanly from byte 0. The part becomes the final file only when
+/// complete; a SHA-256 mismatch removes it, so nothing wrong is ever kept.
 pub fn download(
     url: &str,
     dir: &Path,
@@ -44,50 +62,7 @@ pub fn download(
     let final_path = dir.join(format!("{key}-{name}"));
     let part = dir.join(format!("{key}-{name}.part"));
     if !final_path.is_file() {
-        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        let mut req = ureq::get(url);
-        if have > 0 {
-            req = req.set("Range", &format!("bytes={have}-"));
-        }
-        let resp = req
-            .call()
-            .map_err(|e| DatasetError::Source(format!("GET {url}: {e}")))?;
-        let status = resp.status();
-        let resumed = status == 206;
-        let total = resp
-            .header("Content-Length")
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|n| if resumed { n + have } else { n });
-        let mut file = if resumed {
-            fs::OpenOptions::new().append(true).open(&part)?
-        } else {
-            fs::File::create(&part)?
-        };
-        let mut done = if resumed { have } else { 0 };
-        let mut reader = resp.into_reader();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = reader.read(&mut buf).map_err(|e| {
-                DatasetError::Source(format!(
-                    "GET {url}: interrupted after {done} bytes: {e} (run again to resume)"
-                ))
-            })?;
-            if n == 0 {
-                break;
-            }
-            file.write_all(&buf[..n])?;
-            done += n as u64;
-            progress(done, total);
-        }
-        file.sync_all()?;
-        drop(file);
-        if let Some(t) = total
-            && t != done
-        {
-            return Err(DatasetError::Source(format!(
-                "GET {url}: got {done} of {t} bytes (run again to resume)"
-            )));
-        }
+        fetch(url, &part, progress)?;
         fs::rename(&part, &final_path)?;
     }
     if let Some(expected) = sha256 {
@@ -103,6 +78,87 @@ pub fn download(
         }
     }
     Ok(final_path)
+}
+
+/// Fetch `url` into `part` completely, resuming what `part` already holds when the server
+/// allows it.
+fn fetch(url: &str, part: &Path, progress: Progress<'_>) -> Result<()> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(NET_TIMEOUT)
+        .timeout_read(NET_TIMEOUT)
+        .build();
+    let failed = |e: String| DatasetError::Source(format!("GET {url}: {e}"));
+    let mut have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    // At most two requests: a resume, then (if the server did not honour it) a fresh start.
+    let resp = loop {
+        let mut req = agent.get(url);
+        if have > 0 {
+            req = req.set("Range", &format!("bytes={have}-"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(416, _)) if have > 0 => {
+                have = 0; // the part does not fit the file any more: start over
+                continue;
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        };
+        if have > 0 && resp.status() == 206 {
+            let start = resp.header("Content-Range").and_then(content_range);
+            if start.map(|(s, _)| s) != Some(have) {
+                have = 0; // a range we did not ask for: start over
+                continue;
+            }
+        } else if resp.status() != 200 {
+            return Err(failed(format!("unexpected status {}", resp.status())));
+        }
+        break resp;
+    };
+    let resumed = resp.status() == 206;
+    let total = if resumed {
+        resp.header("Content-Range")
+            .and_then(content_range)
+            .and_then(|(_, t)| t)
+            .or_else(|| {
+                resp.header("Content-Length")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(|n| n + have)
+            })
+    } else {
+        resp.header("Content-Length")
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut file = if resumed {
+        fs::OpenOptions::new().append(true).open(part)?
+    } else {
+        fs::File::create(part)?
+    };
+    let mut done = if resumed { have } else { 0 };
+    progress(done, total);
+    let mut reader = resp.into_reader();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| {
+            failed(format!(
+                "interrupted after {done} bytes: {e} (run again to resume)"
+            ))
+        })?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])?;
+        done += n as u64;
+        progress(done, total);
+    }
+    file.sync_all()?;
+    if let Some(t) = total
+        && t != done
+    {
+        return Err(failed(format!(
+            "got {done} of {t} bytes (run again to resume)"
+        )));
+    }
+    Ok(())
 }
 
 /// Archive kind by file name.
@@ -281,6 +337,13 @@ mod tests {
         let err = unpack(&zp, &t.path().join("out")).unwrap_err().to_string();
         assert!(err.contains("unsafe path"), "{err}");
         assert!(!t.path().join("evil.txt").exists());
+    }
+
+    #[test]
+    fn content_range_header() {
+        assert_eq!(content_range("bytes 100-199/200"), Some((100, Some(200))));
+        assert_eq!(content_range("bytes 5-9/*"), Some((5, None)));
+        assert_eq!(content_range("items 1-2/3"), None);
     }
 
     #[test]

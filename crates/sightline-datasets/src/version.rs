@@ -17,7 +17,6 @@ use crate::split::Ratios;
 use crate::stats::{self, Stats};
 use crate::{Format, Imported};
 use fs_err as fs;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -193,16 +192,18 @@ impl Repo {
         for (f, _) in &files {
             dvc::safe_relpath(f)?;
         }
-        let hashed: Vec<(String, PathBuf, String, u64)> = files
-            .into_par_iter()
-            .map(|(f, p)| {
-                let (md5, size) = cache.hash(&p)?;
-                Ok((f, p, md5, size))
-            })
-            .collect::<Result<_>>()?;
+        // Hash and store the images in one parallel pass: each new file is read once, files
+        // unchanged since the last version (path, size, mtime) are not read at all.
+        let paths: Vec<PathBuf> = files.iter().map(|(_, p)| p.clone()).collect();
+        let sums = self.store.add_files(&paths, &cache)?;
+        let hashed: Vec<(String, String, u64)> = files
+            .into_iter()
+            .zip(sums)
+            .map(|((f, _), (md5, size))| (f, md5, size))
+            .collect();
         let md5s: HashMap<String, String> = hashed
             .iter()
-            .map(|(f, _, m, _)| (f.clone(), m.clone()))
+            .map(|(f, m, _)| (f.clone(), m.clone()))
             .collect();
         crate::split::assign(&mut imported.dataset, &md5s, opts.ratios);
         imported.dataset.normalize();
@@ -210,7 +211,7 @@ impl Repo {
         let ann_md5 = dvc::md5_bytes(&ann);
         let mut entries: Vec<FileEntry> = hashed
             .iter()
-            .map(|(f, _, md5, size)| FileEntry {
+            .map(|(f, md5, size)| FileEntry {
                 relpath: format!("{IMAGES}/{f}"),
                 md5: md5.clone(),
                 size: *size,
@@ -227,10 +228,7 @@ impl Repo {
             cache.save()?;
             return Ok((existing, false));
         }
-        // Store objects (deduplicated), then the tree, then the record.
-        hashed
-            .par_iter()
-            .try_for_each(|(_, p, md5, _)| self.store.put_file(md5, p))?;
+        // The images are stored already; then the annotations, the tree, the record.
         self.store.put_bytes(&ann_md5, &ann)?;
         let oid = self.store.put_dir(&entries)?;
         debug_assert_eq!(oid, format!("{id}.dir"));
@@ -325,8 +323,29 @@ impl Repo {
     }
 
     /// Export a version in `format` at `dest` (must not exist). Returns conversion notes.
-    pub fn export(&self, id: &str, format: Format, dest: &Path) -> Result<Vec<String>> {
-        let ds = self.dataset(id)?;
+    ///
+    /// `labels` is the label set to write with, normally the project's current labels: class
+    /// ids are positions in it, and a version using a label it lacks is refused (naming the
+    /// labels) before anything is written. `None` writes with the version's own categories
+    /// (checked the same way).
+    pub fn export(
+        &self,
+        id: &str,
+        format: Format,
+        dest: &Path,
+        labels: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        let v = self.get(id)?;
+        let id = v.id.as_str();
+        let mut ds = self.dataset(id)?;
+        let what = format!("version {}", id.get(..12).unwrap_or(id));
+        match labels {
+            Some(l) => crate::labels::check_export(&mut ds, l, &what, "the project's labels")?,
+            None => {
+                let own = ds.categories.clone();
+                crate::labels::check_export(&mut ds, &own, &what, "its own categories")?
+            }
+        }
         let images = self.image_paths(id)?;
         let tmp = staging_dir(dest, ".export-")?;
         let notes = crate::write(&ds, &images, format, tmp.path())?;

@@ -29,6 +29,9 @@ struct XmlObject {
 
 struct XmlAnn {
     filename: Option<String>,
+    /// Image-level label (`<label>`, not standard VOC: what our writer adds so a round trip
+    /// keeps classification labels).
+    label: Option<String>,
     size: Option<(u32, u32)>,
     objects: Vec<XmlObject>,
 }
@@ -45,6 +48,7 @@ fn parse_xml(path: &Path, rel: &str, issues: &mut Vec<Issue>) -> Result<XmlAnn> 
             .map(|t| t.trim().to_string())
     };
     let filename = child_text(root, "filename");
+    let label = child_text(root, "label").filter(|l| !l.is_empty());
     let size = root
         .children()
         .find(|c| c.has_tag_name("size"))
@@ -98,6 +102,7 @@ fn parse_xml(path: &Path, rel: &str, issues: &mut Vec<Issue>) -> Result<XmlAnn> 
     }
     Ok(XmlAnn {
         filename,
+        label,
         size,
         objects,
     })
@@ -242,6 +247,7 @@ pub fn read(root: &Path) -> Result<Imported> {
         }
         let mut rec = ImageRecord::new(file.clone(), w, h);
         rec.split = split;
+        rec.label = ann.as_ref().and_then(|a| a.label.clone());
         let objects = ann.map(|a| a.objects).unwrap_or_default();
         let obj_png = obj_dir.join(format!("{id}.png"));
         let masks = if obj_png.is_file() {
@@ -520,6 +526,7 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
     let mut split_lists: BTreeMap<Split, Vec<String>> = BTreeMap::new();
     let mut used_ids: HashMap<String, usize> = HashMap::new();
     let mut overlaps = 0usize;
+    let mut thin = 0usize;
     for im in &ds.images {
         let base = im.file.rsplit('/').next().unwrap_or(&im.file);
         let stem = base.rsplit_once('.').map(|(s, _)| s).unwrap_or(base);
@@ -563,12 +570,16 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
                 u8::from(inst.truncated)
             ));
             if let Some(b) = inst.bbox {
+                // VOC boxes are 1-based inclusive pixels: at least one pixel wide and high.
+                if b[2] < 1.0 || b[3] < 1.0 {
+                    thin += 1;
+                }
                 xml.push_str(&format!(
                     "    <bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>\n",
                     b[0] + 1.0,
                     b[1] + 1.0,
-                    b[0] + b[2],
-                    b[1] + b[3]
+                    b[0] + b[2].max(1.0),
+                    b[1] + b[3].max(1.0)
                 ));
             }
             xml.push_str("  </object>\n");
@@ -618,6 +629,11 @@ pub fn write(ds: &Dataset, images: &BTreeMap<String, PathBuf>, out: &Path) -> Re
                 .join(format!("{}.txt", s.as_str())),
             ids.join("\n") + "\n",
         )?;
+    }
+    if thin > 0 {
+        notes.push(format!(
+            "VOC boxes are whole pixels: {thin} box(es) thinner than 1 px widened to 1 px"
+        ));
     }
     if overlaps > 0 {
         notes.push(format!(

@@ -279,7 +279,13 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
                 return Ok(());
             }
             let format = a.format.context("--format is required without --dvc")?;
-            let notes = r.export(&v.id, format, &a.out)?;
+            // Class ids and names follow the project's current label set; a version that uses
+            // a label the project no longer has is refused before anything is written.
+            let db = ctx.db().await?;
+            let labels = sightline_db::projects::labels(&db, &a.project.project)
+                .await
+                .with_context(|| format!("labels of project {:?}", a.project.project))?;
+            let notes = r.export(&v.id, format, &a.out, Some(&labels))?;
             if ctx.json {
                 return ctx.print_json(
                     &serde_json::json!({"out": a.out, "format": format, "notes": notes}),
