@@ -49,6 +49,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     ctx::init_tracing(&cli.global);
+    // reqwest is built without a default TLS provider (see sightline-store): every HTTP client
+    // of the binary (demo, bench serve, evaluate --post, S3) uses ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,26 +1,32 @@
 //! `sightline demo` end to end through the real binary, on SQLite and on PostgreSQL: the demo
-//! project, its synthetic data and dataset version 1 appear, and a second run reuses them.
-#![allow(clippy::unwrap_used)]
+//! project goes through the whole lifecycle (data, dataset version 1, detector and classifier
+//! training, evaluation reports, registry, production aliases, serving, inspections logged in
+//! the history, a correction, dataset version 2 whose parent is version 1), and a second run
+//! reuses everything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sightline_db::testing::PgTestDatabase;
 
-fn workspace_root() -> &'static Path {
+fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .and_then(Path::parent)
         .unwrap()
+        .join("models/configs/widget_line_a.yaml")
 }
 
-fn sightline(home: &Path, db: &str, args: &[&str]) -> Output {
+/// Runs in `cwd` so that the default artifact folder (`<cwd>/artifacts`) is the test's own.
+fn sightline(cwd: &Path, db: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .current_dir(workspace_root())
+        .current_dir(cwd)
         .env_remove("DATABASE_URL")
         .env_remove("SIGHTLINE_DATABASE_URL")
+        .env_remove("SIGHTLINE_HOME")
         .arg("--home")
-        .arg(home)
+        .arg(cwd.join("home"))
         .args(["--database-url", db])
         .args(args)
         .output()
@@ -34,61 +40,146 @@ fn sightline(home: &Path, db: &str, args: &[&str]) -> Output {
     out
 }
 
+fn json(cwd: &Path, db: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&sightline(cwd, db, &all).stdout).unwrap()
+}
+
+fn subdirs(p: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 fn run_demo_twice(db: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let small = ["demo", "--train", "6", "--val", "2", "--size", "64"];
-    let first = String::from_utf8(sightline(&home, db, &small).stdout).unwrap();
-    assert!(
-        first.contains("[3/4]") && first.contains("created dataset version"),
-        "{first}"
-    );
+    let cwd = tmp.path();
+    let manifest = manifest();
+    let small = [
+        "demo",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--train",
+        "8",
+        "--val",
+        "4",
+        "--size",
+        "64",
+        "--epochs",
+        "1",
+        "--imgsz",
+        "64",
+        "--cls-imgsz",
+        "32",
+        "--inspections",
+        "3",
+        "--addr",
+        "127.0.0.1:0",
+        "--no-serve",
+    ];
+    let first = String::from_utf8(sightline(cwd, db, &small).stdout).unwrap();
+    for needle in ["[1/10]", "[10/10]", "created dataset version", "web UI:"] {
+        assert!(first.contains(needle), "{needle:?} missing:\n{first}");
+    }
+    let home = cwd.join("home");
     assert!(
         home.join("demo/widget_line_a-synthetic/annotations/instances_train.json")
             .exists()
     );
 
-    let project: serde_json::Value = serde_json::from_slice(
-        &sightline(&home, db, &["--json", "project", "show", "widget_line_a"]).stdout,
-    )
-    .unwrap();
-    let text = project.to_string();
-    for label in ["ok", "ng", "scratch", "dent"] {
-        assert!(
-            text.contains(&format!("\"{label}\"")),
-            "label {label} missing: {text}"
-        );
+    // Experiments: one per task, each with metrics.json and weights.
+    let experiments = subdirs(&cwd.join("artifacts/experiments"));
+    assert_eq!(experiments.len(), 2, "{experiments:?}");
+    for e in &experiments {
+        let metrics = std::fs::read_to_string(e.join("metrics.json")).unwrap();
+        assert!(metrics.contains("\"epoch\""), "{metrics}");
+        assert!(e.join("weights/best.safetensors").exists(), "{e:?}");
     }
-    let versions: serde_json::Value = serde_json::from_slice(
-        &sightline(
-            &home,
-            db,
-            &["--json", "dataset", "list", "--project", "widget_line_a"],
-        )
-        .stdout,
-    )
-    .unwrap();
-    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
-
-    let second = String::from_utf8(sightline(&home, db, &small).stdout).unwrap();
-    assert!(second.contains("reusing existing data"), "{second}");
+    // Reports: a detector and a classifier report, both files each.
+    let reports = subdirs(&cwd.join("artifacts/reports"));
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for r in &reports {
+        assert!(r.join("report.json").exists() && r.join("report.html").exists());
+    }
+    // Registry: both tasks registered and in production.
+    let models = json(cwd, db, &["model", "list", "--project", "widget_line_a"]);
+    let text = models.to_string();
     assert!(
-        second.contains("reusing existing dataset version"),
-        "{second}"
+        text.contains("segment") && text.contains("classify"),
+        "{text}"
     );
-    let again: serde_json::Value = serde_json::from_slice(
-        &sightline(
-            &home,
-            db,
-            &["--json", "dataset", "list", "--project", "widget_line_a"],
+    let aliases = json(
+        cwd,
+        db,
+        &["model", "alias", "list", "--project", "widget_line_a"],
+    );
+    let production = aliases
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["alias"] == "production")
+        .count();
+    assert_eq!(production, 2, "{aliases}");
+    // Dataset version 2 from the correction, parent = version 1.
+    let versions = json(cwd, db, &["dataset", "list", "--project", "widget_line_a"]);
+    let versions = versions.as_array().unwrap().clone();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    let (v1, v2) = (&versions[0], &versions[1]);
+    assert_eq!(v2["parent_id"], v1["id"], "{versions:?}");
+    // History: every inspection logged, one corrected.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (rows, corrected) = rt.block_on(async {
+        let pool = sightline_db::Db::connect(db).await.unwrap();
+        let filter = sightline_db::inference_log::HistoryFilter {
+            project: Some("widget_line_a".into()),
+            ..Default::default()
+        };
+        let (rows, _) = sightline_db::inference_log::query(&pool, &filter)
+            .await
+            .unwrap();
+        let corrected = sightline_db::inference_log::query(
+            &pool,
+            &sightline_db::inference_log::HistoryFilter {
+                corrected: Some(true),
+                ..filter
+            },
         )
-        .stdout,
-    )
-    .unwrap();
-    assert_eq!(
-        again, versions,
-        "a second demo run must not create another version"
-    );
+        .await
+        .unwrap()
+        .0
+        .len();
+        pool.close().await;
+        (rows.len(), corrected)
+    });
+    assert_eq!(rows, 3);
+    assert_eq!(corrected, 1);
+
+    // A second run reuses everything.
+    let second = String::from_utf8(sightline(cwd, db, &small).stdout).unwrap();
+    for needle in [
+        "reusing existing data",
+        "reusing existing dataset version",
+        "reusing experiment",
+        "reusing segment model version",
+        "reusing the evaluation",
+        "already has a production model",
+        "reusing the logged inspections",
+        "reusing existing dataset version 2",
+    ] {
+        assert!(second.contains(needle), "{needle:?} missing:\n{second}");
+    }
+    assert_eq!(subdirs(&cwd.join("artifacts/experiments")).len(), 2);
+    assert_eq!(subdirs(&cwd.join("artifacts/reports")).len(), 2);
+    let again = json(cwd, db, &["dataset", "list", "--project", "widget_line_a"]);
+    assert_eq!(again.as_array().unwrap().len(), 2);
 }
 
 #[test]

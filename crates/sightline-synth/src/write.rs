@@ -145,6 +145,9 @@ fn write_all(
             images.push(json!({
                 "id": image_id, "file_name": format!("{split}_{i:05}.jpg"),
                 "width": opts.size, "height": opts.size,
+                // Image-level label (Sightline's COCO extension, read back on ingestion), so
+                // that one COCO version trains both the detector and the classifier.
+                "label": scene.label,
             }));
             for inst in &scene.instances {
                 let category_id = INSTANCE_LABELS

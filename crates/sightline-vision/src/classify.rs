@@ -344,11 +344,8 @@ impl Classifier {
         let images = paths
             .iter()
             .map(|p| {
-                let p = p.as_ref();
-                image::open(p).map_err(|source| VisionError::Image {
-                    path: p.to_path_buf(),
-                    source,
-                })
+                // Content-sniffed (dataset store files have no extension), EXIF-oriented.
+                crate::preprocess::load_rgb(p.as_ref()).map(DynamicImage::ImageRgb8)
             })
             .collect::<Result<Vec<_>>>()?;
         self.predict(&images)

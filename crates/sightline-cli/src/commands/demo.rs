@@ -1,15 +1,19 @@
-//! `sightline demo`: the demo project and its synthetic data.
+//! `sightline demo`: the demo project through the whole lifecycle (data, training, evaluation,
+//! registry, serving, inspections, a correction, dataset version 2), and its synthetic data.
 
 use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::ctx::Ctx;
 
-/// Arguments of `sightline demo`. Without a subcommand it sets up the demo project end to end,
-/// reusing whatever a previous run already made.
+/// Arguments of `sightline demo`. Without a subcommand it takes the demo project through the
+/// whole lifecycle, reusing whatever a previous run already made, then serves it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -26,6 +30,24 @@ pub struct Args {
     /// Image side of the synthetic demo data.
     #[arg(long, default_value_t = 128)]
     size: u32,
+    /// Training epochs of the demo detector and classifier (tiny on purpose: minutes on a CPU).
+    #[arg(long, default_value_t = 3)]
+    epochs: u32,
+    /// Detector input size for the demo training.
+    #[arg(long, default_value_t = 128)]
+    imgsz: u32,
+    /// Classifier input size for the demo training.
+    #[arg(long, default_value_t = 64)]
+    cls_imgsz: u32,
+    /// Inspections sent to the demo server so that the dashboard and history show data.
+    #[arg(long, default_value_t = 8)]
+    inspections: usize,
+    /// Address of the demo server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Stop the server once the lifecycle is done instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_serve: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -57,42 +79,49 @@ struct GenerateArgs {
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     match args.command {
-        Some(DemoCommand::Generate(g)) => generate(g, ctx),
-        None => lifecycle(&args.manifest, args.train, args.val, args.size, ctx),
+        Some(DemoCommand::Generate(ref g)) => generate(g, ctx),
+        None => lifecycle(&args, ctx).await,
     }
 }
 
-/// The demo lifecycle, one real `sightline` command per step so that every step is exactly what
-/// a user would run; each step is skipped when a previous run already did it.
-fn lifecycle(
-    manifest: &Path,
-    train: usize,
-    val: usize,
-    size: u32,
-    ctx: &Ctx,
-) -> anyhow::Result<()> {
+const STEPS: usize = 10;
+
+/// One model of the demo: which pipeline, which task, how it is trained.
+struct Pipeline {
+    /// `detector` or `classifier` (the `sightline train` subcommand).
+    name: &'static str,
+    /// Registry task.
+    task: &'static str,
+    imgsz: u32,
+    batch: u32,
+}
+
+/// The demo lifecycle. Every step before serving is one real `sightline` command, exactly what
+/// a user would run; serving, inspections, the correction and dataset version 2 go through the
+/// HTTP API of the server this command starts. Each step is skipped when a previous run
+/// already did it.
+async fn lifecycle(args: &Args, ctx: &Ctx) -> anyhow::Result<()> {
+    let manifest = &args.manifest;
     let project = sightline_core::Manifest::load(manifest)
         .with_context(|| format!("reading the demo manifest {}", manifest.display()))?
         .project;
     let data = ctx.home.join("demo").join(format!("{project}-synthetic"));
-    let steps = 4;
 
-    step(
-        1,
-        steps,
-        &format!("project {project} from {}", manifest.display()),
-    );
+    step(1, &format!("project {project} from {}", manifest.display()));
     sub(ctx, &["project", "apply"], &[manifest.as_os_str()])?;
 
     step(
         2,
-        steps,
         &format!("synthetic inspection data in {}", data.display()),
     );
     if data.join("annotations").exists() {
         println!("    reusing existing data");
     } else {
-        let (t, v, s) = (train.to_string(), val.to_string(), size.to_string());
+        let (t, v, s) = (
+            args.train.to_string(),
+            args.val.to_string(),
+            args.size.to_string(),
+        );
         sub(
             ctx,
             &[
@@ -102,11 +131,12 @@ fn lifecycle(
         )?;
     }
 
-    step(3, steps, "dataset version 1 (COCO ingestion)");
-    let versions = sub_json(ctx, &["dataset", "list", "--project", &project])?;
-    if versions.as_array().is_some_and(|v| !v.is_empty()) {
-        println!("    reusing existing dataset version");
-    } else {
+    step(3, "dataset version 1 (COCO ingestion)");
+    let db = ctx.db().await?;
+    if sightline_db::datasets::list(&db, &project)
+        .await?
+        .is_empty()
+    {
         sub(
             ctx,
             &[
@@ -121,20 +151,453 @@ fn lifecycle(
             ],
             &[data.as_os_str()],
         )?;
+    } else {
+        println!("    reusing existing dataset version");
+    }
+    let v1 = sightline_db::datasets::list(&db, &project)
+        .await?
+        .into_iter()
+        .next()
+        .context("dataset version 1 is missing after ingestion")?
+        .id;
+
+    let pipelines = [
+        Pipeline {
+            name: "detector",
+            task: "segment",
+            imgsz: args.imgsz,
+            batch: 8,
+        },
+        Pipeline {
+            name: "classifier",
+            task: "classify",
+            imgsz: args.cls_imgsz,
+            batch: 16,
+        },
+    ];
+    let mut checkpoints = Vec::new();
+    for (i, p) in pipelines.iter().enumerate() {
+        step(
+            4 + i,
+            &format!(
+                "train the {} ({} epochs at {} px, from scratch)",
+                p.name, args.epochs, p.imgsz
+            ),
+        );
+        let exp = match completed_experiment(&db, &project, p.task).await? {
+            Some(e) => {
+                println!("    reusing experiment {}", e.id);
+                e
+            }
+            None => {
+                let (epochs, imgsz, batch) = (
+                    args.epochs.to_string(),
+                    p.imgsz.to_string(),
+                    p.batch.to_string(),
+                );
+                sub(
+                    ctx,
+                    &[
+                        "train",
+                        p.name,
+                        "--weights",
+                        "none",
+                        "--dataset",
+                        &v1,
+                        "--epochs",
+                        &epochs,
+                        "--imgsz",
+                        &imgsz,
+                        "--batch-size",
+                        &batch,
+                        "--seed",
+                        "0",
+                        "--config",
+                    ],
+                    &[manifest.as_os_str()],
+                )?;
+                completed_experiment(&db, &project, p.task)
+                    .await?
+                    .with_context(|| format!("the {} experiment did not complete", p.name))?
+            }
+        };
+        checkpoints.push(exp);
     }
 
-    step(4, steps, "summary");
-    sub(ctx, &["project", "show", &project], &[])?;
-    sub(ctx, &["dataset", "list", "--project", &project], &[])?;
-    println!(
-        "\nThe demo project is ready. Training, evaluation, registry and serving steps join this\n\
-         command as those features land (see the README's status section)."
+    step(
+        6,
+        "register, evaluate (reports) and promote both models to production",
     );
+    for (p, exp) in pipelines.iter().zip(&checkpoints) {
+        let best = Path::new(&exp.dir).join("weights").join("best.safetensors");
+        let model =
+            match sightline_db::registry::list_model_versions(&db, Some(&project), Some(p.task))
+                .await?
+                .into_iter()
+                .find(|m| m.experiment_id.as_deref() == Some(exp.id.as_str()))
+            {
+                Some(m) => {
+                    println!("    reusing {} model version {}", p.task, m.version);
+                    m
+                }
+                None => {
+                    sub(
+                        ctx,
+                        &[
+                            "register",
+                            "--task",
+                            p.task,
+                            "--experiment",
+                            &exp.id,
+                            "--dataset",
+                            &exp.dataset_version_id,
+                            "--alias",
+                            "staging",
+                            "--note",
+                            "sightline demo",
+                            "--config",
+                            &manifest.to_string_lossy(),
+                            "--checkpoint",
+                        ],
+                        &[best.as_os_str()],
+                    )?;
+                    sightline_db::registry::list_model_versions(&db, Some(&project), Some(p.task))
+                        .await?
+                        .into_iter()
+                        .find(|m| m.experiment_id.as_deref() == Some(exp.id.as_str()))
+                        .with_context(|| format!("the {} model was not registered", p.name))?
+                }
+            };
+        if sightline_db::registry::evaluations_for_model(&db, model.id, None)
+            .await?
+            .is_empty()
+        {
+            sub(
+                ctx,
+                &[
+                    "evaluate",
+                    "--dataset",
+                    &exp.dataset_version_id,
+                    "--split",
+                    "val",
+                    "--config",
+                    &manifest.to_string_lossy(),
+                    "--checkpoint",
+                ],
+                &[best.as_os_str()],
+            )?;
+        } else {
+            println!(
+                "    reusing the evaluation of {} v{}",
+                p.task, model.version
+            );
+        }
+        let production = sightline_db::registry::list_aliases(&db, Some(&project), Some(p.task))
+            .await?
+            .into_iter()
+            .any(|a| a.alias == "production");
+        if production {
+            println!("    {} already has a production model", p.task);
+            continue;
+        }
+        let version = model.version.to_string();
+        let promote = [
+            "model",
+            "promote",
+            version.as_str(),
+            "--project",
+            project.as_str(),
+            "--task",
+            p.task,
+            "--to",
+            "production",
+        ];
+        if sub(ctx, &promote, &[]).is_err() {
+            println!(
+                "    the gates refused the {} (a {}-epoch demo model fails the project's \
+                 business rules); promoting with --force, which the registry records",
+                p.name, args.epochs
+            );
+            let mut forced = promote.to_vec();
+            forced.push("--force");
+            sub(ctx, &forced, &[])?;
+        }
+    }
+
+    step(7, &format!("serve on http://{}", args.addr));
+    let (database_url, artifacts) = crate::commands::register::locations(ctx)?;
+    let running = sightline_server::serve::start(
+        sightline_server::serve::ServeOptions {
+            addr: args.addr,
+            database_url,
+            config: sightline_server::ServerConfig {
+                artifacts,
+                home: ctx.home.clone(),
+                ..sightline_server::ServerConfig::default()
+            },
+            tokens: Vec::new(),
+            batch: sightline_server::BatchConfig {
+                max_batch: 4,
+                max_wait: Duration::from_millis(5),
+                queue_capacity: 256,
+            },
+            log_queue: Some(1024),
+            poll_interval: Duration::from_millis(1000),
+        },
+        Arc::new(sightline_server::vision::VisionLoader::new()),
+    )
+    .await
+    .with_context(|| format!("starting the demo server on {}", args.addr))?;
+    let base = format!("http://{}", running.addr());
+    let result = online_steps(args, &project, &data, &base, &db).await;
+    if let Err(e) = result {
+        let _ = running.stop().await;
+        return Err(e);
+    }
+
+    step(10, "summary");
+    sub(ctx, &["model", "list", "--project", &project], &[])?;
+    sub(ctx, &["dataset", "list", "--project", &project], &[])?;
+    println!("\nThe demo project went through the whole lifecycle.");
+    println!("  web UI:  {base}/ui/?project={project}");
+    println!("  API:     {base}/openapi.json");
+    if args.no_serve {
+        running.stop().await?;
+        return Ok(());
+    }
+    println!("listening on {base} (Ctrl-C to stop)");
+    let _ = tokio::signal::ctrl_c().await;
+    running.stop().await?;
     Ok(())
 }
 
-fn step(n: usize, of: usize, what: &str) {
-    println!("[{n}/{of}] {what}");
+/// The latest completed experiment of a task.
+async fn completed_experiment(
+    db: &sightline_db::Db,
+    project: &str,
+    task: &str,
+) -> anyhow::Result<Option<sightline_db::experiments::ExperimentRow>> {
+    Ok(sightline_db::experiments::list(db, project)
+        .await?
+        .into_iter()
+        .filter(|e| e.task == task && e.status == sightline_db::experiments::Status::Completed)
+        .max_by_key(|e| e.started_at))
+}
+
+/// Steps 8–9 through the HTTP API: wait for both production models, inspect validation
+/// images, correct one, and create dataset version 2 from the correction.
+async fn online_steps(
+    args: &Args,
+    project: &str,
+    data: &Path,
+    base: &str,
+    db: &sightline_db::Db,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .context("cannot build the HTTP client")?;
+    wait_deployed(&client, base, project).await?;
+
+    step(
+        8,
+        &format!(
+            "{} inspections through POST /projects/{project}/inspect",
+            args.inspections
+        ),
+    );
+    let logged = get_json(
+        &client,
+        &format!("{base}/history?project={project}&limit=1"),
+    )
+    .await?;
+    let images = labelled_val_images(data)?;
+    anyhow::ensure!(
+        !images.is_empty(),
+        "no validation images under {}",
+        data.join("classify/val").display()
+    );
+    if history_items(&logged).is_empty() {
+        for (i, (path, _)) in images.iter().cycle().take(args.inspections).enumerate() {
+            let bytes = fs_err::read(path)?;
+            let url = format!(
+                "{base}/projects/{project}/inspect?line=line-a&camera=cam-1&lot=demo-lot-{}&part_id=part-{i:04}",
+                1 + i / 4
+            );
+            let resp = client
+                .post(&url)
+                .header("content-type", "image/jpeg")
+                .body(bytes)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            anyhow::ensure!(status.is_success(), "POST {url}: {status}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            println!(
+                "    {} -> {} ({})",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                v["verdict"].as_str().unwrap_or("?"),
+                v["request_id"].as_str().unwrap_or("?")
+            );
+        }
+    } else {
+        println!("    reusing the logged inspections");
+    }
+
+    step(
+        9,
+        "one operator correction → dataset version 2 (from corrections)",
+    );
+    if sightline_db::datasets::list(db, project).await?.len() >= 2 {
+        println!("    reusing existing dataset version 2");
+        return Ok(());
+    }
+    // The request log is written in the background: wait until the inspections are in.
+    let mut items = Vec::new();
+    for _ in 0..100 {
+        let h = get_json(
+            &client,
+            &format!("{base}/history?project={project}&limit=50&include_response=false"),
+        )
+        .await?;
+        items = history_items(&h);
+        if items.len() >= args.inspections.min(50) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let item = items
+        .iter()
+        .find(|i| !i["corrected"].as_bool().unwrap_or(false))
+        .context("no uncorrected inspection in the history")?;
+    let request_id = item["request_id"]
+        .as_str()
+        .context("history item without request_id")?;
+    let sha = item["image_sha256"].as_str().unwrap_or_default();
+    // The synthetic data knows the truth: the classification folder the image came from.
+    let truth = images
+        .iter()
+        .find(|(p, _)| sightline_store::sha256_file(p).is_ok_and(|h| h == sha))
+        .map(|(_, label)| label.clone())
+        .context("the inspected image is not one of the demo's validation images")?;
+    let correction = serde_json::json!({
+        "action": "relabel",
+        "image_label": truth,
+        "note": "sightline demo: label from the synthetic ground truth",
+    });
+    post_json(
+        &client,
+        &format!("{base}/history/{request_id}/corrections"),
+        &correction,
+    )
+    .await?;
+    println!("    {request_id}: image label corrected to {truth}");
+    let v2 = post_json(
+        &client,
+        &format!("{base}/projects/{project}/datasets/from-corrections"),
+        &serde_json::json!({"message": "demo: corrections from production"}),
+    )
+    .await?;
+    println!("    {}", serde_json::to_string(&v2)?);
+    Ok(())
+}
+
+fn history_items(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v.get("items")
+        .and_then(|i| i.as_array())
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `(path, label)` of the synthetic validation images (`classify/val/<label>/*.jpg`), sorted.
+fn labelled_val_images(data: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    let root = data.join("classify").join("val");
+    for label in fs_err::read_dir(&root)? {
+        let label = label?;
+        if !label.file_type()?.is_dir() {
+            continue;
+        }
+        let name = label.file_name().to_string_lossy().into_owned();
+        for f in fs_err::read_dir(label.path())? {
+            let f = f?.path();
+            if f.is_file() {
+                out.push((f, name.clone()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Wait until the server serves a production model for every task that has one.
+async fn wait_deployed(client: &reqwest::Client, base: &str, project: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = get_json(client, &format!("{base}/deployments")).await?;
+        let mine: Vec<_> = d
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x["project"] == project)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(err) = mine
+            .iter()
+            .find_map(|x| x["last_error"]["message"].as_str())
+        {
+            anyhow::bail!("deploying the demo models failed: {err}");
+        }
+        if !mine.is_empty() && mine.iter().all(|x| x["serving_id"].is_i64()) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the demo models were not deployed within 120 s: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let body = resp.text().await.with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}: {body}");
+    serde_json::from_str(&body).with_context(|| format!("GET {url}: invalid JSON"))
+}
+
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body)?)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.with_context(|| format!("POST {url}"))?;
+    anyhow::ensure!(status.is_success(), "POST {url}: {status}: {text}");
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+fn step(n: usize, what: &str) {
+    println!("[{n}/{STEPS}] {what}");
 }
 
 /// Global flags forwarded to every step, so all steps use the same data dir and database.
@@ -166,22 +629,7 @@ fn sub(ctx: &Ctx, args: &[&str], paths: &[&OsStr]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sub_json(ctx: &Ctx, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let out = command(ctx, args, &[])?
-        .arg("--json")
-        .output()
-        .with_context(|| format!("cannot run `sightline {}`", args.join(" ")))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "`sightline {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("`sightline {}` printed invalid JSON", args.join(" ")))
-}
-
-fn generate(args: GenerateArgs, ctx: &Ctx) -> anyhow::Result<()> {
+fn generate(args: &GenerateArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let opts = sightline_synth::GenerateOptions {
         out: args.out.clone(),
         seed: args.seed,
