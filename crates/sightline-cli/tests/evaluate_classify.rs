@@ -148,4 +148,37 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     assert!(html.contains("Most confident misclassifications"));
+
+    // Monitoring baseline (what production logs for a classifier: the arg-max label and its probability, one
+    // per image), in report.json and in the posted details, in the shape the server's monitoring reads.
+    for v in [&report, &posted["details"]] {
+        let samples = v["confidence_samples"].as_object().unwrap();
+        let mut keys: Vec<&str> = samples.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["dent", "ng", "ok", "scratch"], "{v}");
+        let total: usize = samples.values().map(|s| s.as_array().unwrap().len()).sum();
+        assert_eq!(total, n);
+        for (label, s) in samples {
+            let s: Vec<f64> = serde_json::from_value(s.clone()).unwrap();
+            // An arg-max probability over 4 classes is at least 1/4.
+            assert!(s.iter().all(|c| (0.25..=1.0).contains(c)), "{label}: {s:?}");
+            let h: Vec<u64> =
+                serde_json::from_value(v["confidence_histograms"][label].clone()).unwrap();
+            assert_eq!(h.len(), 10);
+            assert_eq!(h.iter().sum::<u64>(), s.len() as u64);
+        }
+    }
+    assert_eq!(
+        report["confidence_samples"],
+        posted["details"]["confidence_samples"]
+    );
+    // The gallery's most confident mistake is among its predicted label's samples.
+    let g = &gallery[0];
+    assert!(
+        report["confidence_samples"][g["class"].as_str().unwrap()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| (c.as_f64().unwrap() - g["score"].as_f64().unwrap()).abs() < 1e-12)
+    );
 }

@@ -133,6 +133,91 @@ fn setup(env: &Env) -> PathBuf {
     manifest
 }
 
+/// Minimal HTTP/1.1 client (one request per connection, `Connection: close`).
+fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut s = rest;
+        while let Some((len, r)) = s.split_once("\r\n") {
+            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&r[..n]);
+            s = &r[n + 2..];
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// The `details` of every evaluation row.
+fn evaluation_details(env: &Env) -> Vec<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&env.db_url).await.unwrap();
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT details FROM model_evaluations ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        rows.into_iter()
+            .map(|(d,)| serde_json::from_str(&d).unwrap())
+            .collect()
+    })
+}
+
+/// The monitoring baseline keys, in the shape the server's monitoring reads: `confidence_samples`
+/// `{label: [f64 in 0..=1]}` and `confidence_histograms` `{label: [10 counts]}` agreeing with the samples.
+fn assert_baseline_shape(v: &Value, labels: &[&str]) {
+    let samples = v["confidence_samples"]
+        .as_object()
+        .expect("confidence_samples");
+    let hists = v["confidence_histograms"]
+        .as_object()
+        .expect("confidence_histograms");
+    let mut keys: Vec<&str> = samples.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want = labels.to_vec();
+    want.sort_unstable();
+    assert_eq!(keys, want, "{v}");
+    for (label, s) in samples {
+        let s: Vec<f64> = serde_json::from_value(s.clone()).unwrap();
+        assert!(s.iter().all(|c| (0.0..=1.0).contains(c)), "{label}: {s:?}");
+        let h: Vec<u64> = serde_json::from_value(hists[label].clone()).unwrap();
+        assert_eq!(h.len(), 10);
+        assert_eq!(h.iter().sum::<u64>(), s.len() as u64, "{label}");
+    }
+}
+
 fn evaluations(env: &Env) -> Vec<(Option<i64>, Option<String>, Value)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -266,6 +351,29 @@ fn evaluate_detector_reports_records_posts_and_gates_promotion() {
         );
         assert_eq!(s["business_rules_passed"], true, "{s}");
     }
+    // The monitoring baseline, in report.json and in both rows' details (the detections the server would log:
+    // confidence above min(0.25, lowest threshold) = 0.25 here).
+    assert_baseline_shape(&report, &["scratch", "dent", "ng"]);
+    let details = evaluation_details(&env);
+    assert_eq!(details.len(), 2);
+    for d in &details {
+        assert_baseline_shape(d, &["scratch", "dent", "ng"]);
+        assert_eq!(d["confidence_samples"], report["confidence_samples"]);
+    }
+    let baseline_n: usize = report["confidence_samples"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .sum();
+    assert!(
+        report["confidence_samples"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|v| v.as_array().unwrap())
+            .all(|c| c.as_f64().unwrap() > 0.25)
+    );
 
     // Promotion gates read what evaluate wrote.
     let gate_map = d["coco_mask"][0].as_f64().unwrap().max(0.0);
@@ -297,6 +405,100 @@ fn evaluate_detector_reports_records_posts_and_gates_promotion() {
         "--min-map",
         &format!("{}", (gate_map - 0.01).max(0.0)),
     ]);
+
+    // Production monitoring compares served confidences with this evaluation: promote to production, serve,
+    // inspect the same val images, and the baseline is the evaluation with per-class KS statistics.
+    env.ok(&[
+        "model",
+        "promote",
+        "--project",
+        "widget_line_a",
+        "--task",
+        "segment",
+        "1",
+        "--to",
+        "production",
+    ]);
+    drop(_server);
+    let (_server, addr) = start_server(&env);
+    let start = std::time::Instant::now();
+    loop {
+        let (_, h) = http(&addr, "GET", "/health", "text/plain", b"");
+        if h["deployments"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["serving_version"] == 1))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "the server never served version 1: {h}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut images: Vec<PathBuf> = std::fs::read_dir(env.path("gen/images/val"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    assert_eq!(images.len(), 4);
+    let mut served = 0;
+    for im in &images {
+        let (s, v) = http(
+            &addr,
+            "POST",
+            "/projects/widget_line_a/inspect",
+            "image/jpeg",
+            &std::fs::read(im).unwrap(),
+        );
+        assert_eq!(s, 200, "{v}");
+        served += v["detections"].as_array().unwrap().len();
+    }
+    // Same images, same model, same floor: production sees what the evaluation saw.
+    assert_eq!(served, baseline_n);
+    let start = std::time::Instant::now();
+    let m = loop {
+        let (s, m) = http(
+            &addr,
+            "GET",
+            "/projects/widget_line_a/monitoring",
+            "text/plain",
+            b"",
+        );
+        assert_eq!(s, 200, "{m}");
+        if m["requests"] == 4 {
+            break m;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "monitoring saw {} of 4 requests",
+            m["requests"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(m["baseline"]["model_version_id"], mv, "{m}");
+    assert!(m["baseline"]["evaluation_id"].as_i64().is_some(), "{m}");
+    let classes = m["classes"].as_array().unwrap();
+    for c in classes {
+        let label = c["label"].as_str().unwrap();
+        if ["scratch", "dent", "ng"].contains(&label) {
+            let n = report["confidence_samples"][label]
+                .as_array()
+                .unwrap()
+                .len() as u64;
+            assert_eq!(c["baseline"]["count"], n, "{c}");
+            assert_eq!(c["count"], n, "{c}");
+            if n > 0 {
+                // Identical distributions up to float noise between batched and single-image forwards.
+                let ks = c["ks"].as_f64().unwrap_or_else(|| panic!("no KS: {c}"));
+                assert!(ks <= 1.0 / n as f64 + 1e-9, "{c}");
+            }
+        }
+    }
+    assert!(
+        classes.iter().any(|c| c["ks"].as_f64().is_some()),
+        "no class with a KS statistic: {m}"
+    );
 }
 
 #[test]

@@ -18,7 +18,9 @@ use sightline_report::{
     RuleResult, Task,
 };
 
-use super::{EvalData, ReportBase, RunOpts, gallery, progress, rfc3339};
+use super::{
+    ConfidenceBaseline, EvalData, Evaluated, ReportBase, RunOpts, gallery, progress, rfc3339,
+};
 
 /// Images of a class-per-folder split, as (path, label index) for the manifest's labels.
 fn classify_samples(dir: &Path, labels: &[String]) -> anyhow::Result<Vec<(PathBuf, usize)>> {
@@ -83,7 +85,7 @@ pub(crate) fn evaluate(
     dataset_label: Option<String>,
     opts: &RunOpts,
     base: ReportBase,
-) -> anyhow::Result<(Report, Vec<String>)> {
+) -> anyhow::Result<Evaluated> {
     let model = manifest.classifier.as_ref().with_context(|| {
         format!(
             "the manifest of {} has no classifier model",
@@ -139,6 +141,12 @@ pub(crate) fn evaluate(
         .map(|p| p.probabilities.iter().map(|&x| f64::from(x)).collect())
         .collect();
     let truth: Vec<usize> = samples.iter().map(|(_, _, l)| *l).collect();
+    // As production logs it: the arg-max label and its probability, one per image.
+    let mut baseline = ConfidenceBaseline::new(&labels);
+    for p in &preds {
+        let label = labels.get(p.class_id).unwrap_or(&p.label);
+        baseline.push(label, f64::from(p.confidence));
+    }
     let m = classification_metrics(&probs, &truth, 10)?;
 
     let ok_label = labels.iter().position(|l| l == "ok");
@@ -259,5 +267,9 @@ pub(crate) fn evaluate(
         }),
         gallery: items,
     };
-    Ok((report, Vec::new()))
+    Ok(Evaluated {
+        report,
+        notes: Vec::new(),
+        baseline,
+    })
 }

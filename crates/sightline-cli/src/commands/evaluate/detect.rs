@@ -41,7 +41,9 @@ use sightline_vision::postprocess::NmsSettings;
 use sightline_vision::preprocess::load_rgb;
 use sightline_vision::segment::{SegmentSettings, Segmenter};
 
-use super::{EvalData, ReportBase, RunOpts, gallery, progress, rfc3339};
+use super::{
+    ConfidenceBaseline, EvalData, Evaluated, ReportBase, RunOpts, gallery, progress, rfc3339,
+};
 
 /// IoU at which the operating point counts a prediction as correct.
 pub const OPERATING_IOU: f64 = 0.5;
@@ -389,7 +391,7 @@ pub(crate) fn evaluate(
     data: &EvalData,
     opts: &RunOpts,
     base: ReportBase,
-) -> anyhow::Result<(Report, Vec<String>)> {
+) -> anyhow::Result<Evaluated> {
     let det = manifest
         .detector
         .as_ref()
@@ -478,6 +480,7 @@ pub(crate) fn evaluate(
         .iter()
         .map(|c| det.thresholds.for_label(c))
         .collect();
+    let baseline = confidence_baseline(&imgs, &classes, &thr, opts.conf, &mut notes);
     let op = OperatingPoint {
         thresholds: thr.clone(),
         ok_label: None,
@@ -597,7 +600,50 @@ pub(crate) fn evaluate(
         }),
         gallery: items,
     };
-    Ok((report, notes))
+    Ok(Evaluated {
+        report,
+        notes,
+        baseline,
+    })
+}
+
+/// The confidence floor of the served detector: the server lowers the NMS confidence (default 0.25) to the
+/// lowest class threshold, and keeps detections scoring strictly above it (f32, as NMS compares).
+fn serving_floor(thr: &[f64]) -> f32 {
+    let lowest = thr
+        .iter()
+        .fold(f64::from(NmsSettings::default().conf), |a, &b| a.min(b));
+    (lowest as f32).clamp(0.0, 1.0)
+}
+
+/// Per-class confidences of the detections production would log for these images: those above the serving
+/// floor ([`serving_floor`]), under their class label.
+fn confidence_baseline(
+    imgs: &[Img],
+    classes: &[String],
+    thr: &[f64],
+    eval_conf: f64,
+    notes: &mut Vec<String>,
+) -> ConfidenceBaseline {
+    let floor = serving_floor(thr);
+    if eval_conf as f32 > floor {
+        notes.push(format!(
+            "monitoring baseline: --conf {eval_conf} is above the serving floor {floor}; detections in between are \
+             missing from confidence_samples"
+        ));
+    }
+    let mut b = ConfidenceBaseline::new(classes);
+    for im in imgs {
+        for p in &im.preds {
+            if p.score as f32 > floor {
+                match classes.get(p.class) {
+                    Some(l) => b.push(l, p.score),
+                    None => b.push(&format!("class{}", p.class), p.score),
+                }
+            }
+        }
+    }
+    b
 }
 
 /// The most confident false positives and the largest missed objects at the operating point, `n` in all
@@ -762,6 +808,42 @@ mod tests {
         assert_eq!(f, vec![true, false]);
         let m = instance_confusion(std::slice::from_ref(&im), &thr, 2);
         assert_eq!(m, vec![vec![1, 0, 0], vec![1, 0, 0], vec![0, 0, 0]]);
+    }
+
+    /// The baseline keeps what the server would log: above min(0.25, lowest threshold), strictly.
+    #[test]
+    fn confidence_baseline_keeps_detections_above_the_serving_floor() {
+        assert_eq!(serving_floor(&[0.5, 0.3]), 0.25);
+        assert_eq!(serving_floor(&[0.5, 0.1]), 0.1);
+        let im = img(
+            vec![],
+            vec![
+                pred(0, 0.9, 0, 0, 4),
+                pred(1, f64::from(0.25f32), 8, 8, 4),
+                pred(1, 0.3, 8, 8, 4),
+                pred(0, 0.01, 8, 8, 4),
+            ],
+        );
+        let classes = ["a".to_string(), "b".to_string()];
+        let mut notes = Vec::new();
+        let b = confidence_baseline(
+            std::slice::from_ref(&im),
+            &classes,
+            &[0.5, 0.5],
+            0.001,
+            &mut notes,
+        );
+        assert_eq!(b.samples["a"], vec![0.9]);
+        assert_eq!(b.samples["b"], vec![0.3]);
+        assert!(notes.is_empty());
+        let _ = confidence_baseline(
+            std::slice::from_ref(&im),
+            &classes,
+            &[0.5, 0.5],
+            0.4,
+            &mut notes,
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! - **Database**: a `model_evaluations` row is written when the checkpoint is a registered model version (same
 //!   sha256, same project and task) and/or lies under `experiments/<id>/`; the registry's promotion gates read it.
 //!   The registry summary uses the COCO numbers: `box_map50_95`/`mask_map50_95` are COCO AP@[.50:.95].
+//! - **Monitoring baseline**: the evaluation's `details` (database row, `--post` body) and `report.json` carry
+//!   `confidence_samples` (`{label: [confidence, …]}`) and `confidence_histograms` (`{label: [10 counts]}` over
+//!   `[0, 1]`), what the server's monitoring compares production confidences with (KS statistic). They mean what
+//!   production logs: for a detector every detection the served model would return (confidence above
+//!   `min(0.25, lowest class threshold)`, the server's NMS floor) under its label; for a classifier the arg-max
+//!   label and its probability, one per image.
 
 mod classify;
 mod detect;
@@ -227,6 +233,73 @@ fn pick_task(args: &Args, ckpt: &Path, manifest: &Manifest) -> anyhow::Result<Ta
     }
 }
 
+/// Histogram bins of `confidence_histograms` (the server's monitoring bins).
+pub(crate) const BASELINE_BINS: usize = 10;
+
+/// Per-class confidences of an evaluation, as production monitoring reads them (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ConfidenceBaseline {
+    /// Label → confidences (every model class, possibly empty).
+    pub samples: std::collections::BTreeMap<String, Vec<f64>>,
+}
+
+impl ConfidenceBaseline {
+    /// An empty baseline with a key for every label.
+    pub fn new(labels: &[String]) -> Self {
+        Self {
+            samples: labels.iter().map(|l| (l.clone(), Vec::new())).collect(),
+        }
+    }
+
+    /// Adds one confidence of `label`.
+    pub fn push(&mut self, label: &str, confidence: f64) {
+        self.samples
+            .entry(label.to_string())
+            .or_default()
+            .push(confidence);
+    }
+
+    /// `{"confidence_samples": {label: […]}, "confidence_histograms": {label: [10 counts]}}`.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let hist = |v: &[f64]| {
+            let mut h = vec![0u64; BASELINE_BINS];
+            for &c in v {
+                let b = (c.clamp(0.0, 1.0) * BASELINE_BINS as f64) as usize;
+                h[b.min(BASELINE_BINS - 1)] += 1;
+            }
+            h
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("confidence_samples".into(), serde_json::json!(self.samples));
+        m.insert(
+            "confidence_histograms".into(),
+            serde_json::Value::Object(
+                self.samples
+                    .iter()
+                    .map(|(l, v)| (l.clone(), serde_json::json!(hist(v))))
+                    .collect(),
+            ),
+        );
+        m
+    }
+
+    /// Adds the baseline's keys to a JSON object (`details` or `report.json`).
+    pub fn add_to(&self, v: &mut serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.extend(self.to_json());
+        }
+    }
+}
+
+/// Rewrites `report.json` with the confidence baseline added at its top level.
+fn add_baseline_to_report(path: &Path, b: &ConfidenceBaseline) -> anyhow::Result<()> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fs_err::read(path)?)
+        .with_context(|| format!("re-reading {}", path.display()))?;
+    b.add_to(&mut v);
+    fs_err::write(path, serde_json::to_vec_pretty(&v)?)?;
+    Ok(())
+}
+
 /// RFC 3339 UTC time of an instant.
 pub(crate) fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -400,7 +473,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         let (manifest, ckpt, sha) = (manifest.clone(), ckpt.clone(), sha.clone());
         let args_cfg = args.config.clone();
         let opts = RunOpts::from_args(&args);
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(Report, Vec<String>)> {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Evaluated> {
             let base = ReportBase {
                 config_path: args_cfg.display().to_string(),
                 config: serde_json::to_value(&manifest)?,
@@ -423,7 +496,11 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             }
         })
     };
-    let (report, notes) = job.await.context("evaluation worker stopped")??;
+    let Evaluated {
+        report,
+        notes,
+        baseline,
+    } = job.await.context("evaluation worker stopped")??;
 
     let root = artifacts_root(ctx);
     let out = match &args.out {
@@ -443,11 +520,13 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         }
     };
     let (json_path, html_path) = report.write(&out)?;
+    add_baseline_to_report(&json_path, &baseline)?;
     let report_path = out
         .strip_prefix(&root)
         .map_or_else(|_| out.display().to_string(), |p| p.display().to_string());
     let summary = registry_summary(&report);
-    let details = report.summary();
+    let mut details = report.summary();
+    baseline.add_to(&mut details);
 
     let reg = crate::commands::register::open_registry(ctx).await?;
     let target = find_target(&reg, &manifest.project, task, &sha, &ckpt).await?;
@@ -622,6 +701,16 @@ impl RunOpts {
     }
 }
 
+/// What an evaluator produced.
+pub(crate) struct Evaluated {
+    /// The report.
+    pub report: Report,
+    /// Notes for the user.
+    pub notes: Vec<String>,
+    /// Per-class confidences for production monitoring.
+    pub baseline: ConfidenceBaseline,
+}
+
 /// Report fields common to every task.
 pub(crate) struct ReportBase {
     pub config_path: String,
@@ -656,6 +745,25 @@ mod tests {
         assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(at(1_796_000_000)), "2026-11-30T00:53:20Z");
+    }
+
+    #[test]
+    fn baseline_json_has_samples_and_monitoring_bins() {
+        let mut b = ConfidenceBaseline::new(&["a".into(), "b".into()]);
+        for c in [0.0, 0.05, 0.1, 0.95, 1.0] {
+            b.push("a", c);
+        }
+        let mut v = serde_json::json!({"metrics": {}});
+        b.add_to(&mut v);
+        assert_eq!(
+            v["confidence_samples"],
+            serde_json::json!({"a": [0.0, 0.05, 0.1, 0.95, 1.0], "b": []})
+        );
+        assert_eq!(
+            v["confidence_histograms"],
+            serde_json::json!({"a": [2, 1, 0, 0, 0, 0, 0, 0, 0, 2], "b": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]})
+        );
+        assert!(v["metrics"].is_object());
     }
 
     #[test]
