@@ -594,6 +594,129 @@ mod tests {
         assert!(total > 500, "{total}");
     }
 
+    /// A 64 px image with two to four few-pixel objects (5–14 px, like the synthetic defects at
+    /// `--size 64`) painted in their instance colour.
+    pub(super) fn small_scene(i: u64) -> DetSample {
+        let mut rng = Rng::new(100 + i);
+        let mut image = RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(40 + x) as u8, (60 + 2 * y) as u8, 40])
+        });
+        let mut instances = Vec::new();
+        for k in 0..2 + rng.below(3) {
+            let (w, h) = (rng.uniform(5.0, 14.0), rng.uniform(5.0, 14.0));
+            let (x0, y0) = (rng.uniform(4.0, 58.0 - w), rng.uniform(4.0, 58.0 - h));
+            let (x1, y1) = (x0 + w, y0 + h);
+            // a pentagon, so rotations and clipping matter
+            let poly: Vec<[f32; 2]> = [
+                [x0, y0],
+                [x1, y0],
+                [x1, y1 - h / 3.0],
+                [(x0 + x1) / 2.0, y1],
+                [x0, y1 - h / 3.0],
+            ]
+            .iter()
+            .map(|p| [p[0] as f32, p[1] as f32])
+            .collect();
+            let inst = Instance {
+                class: k % 2,
+                polygons: vec![poly],
+            };
+            let m = raster::rasterize(&inst.polygons, 64, 64, 1.0);
+            for (j, v) in m.iter().enumerate() {
+                if *v == 1 {
+                    image.put_pixel(
+                        j as u32 % 64,
+                        j as u32 / 64,
+                        image::Rgb(COLOURS[inst.class]),
+                    );
+                }
+            }
+            instances.push(inst);
+        }
+        DetSample { image, instances }
+    }
+
+    /// Regression (small `imgsz`): mosaic + affine must keep about as many objects per sample as
+    /// a source image has (four tiles on a 2·imgsz canvas, cropped back to imgsz: ~1x on
+    /// average), their masks on their pixels, and their prototype-resolution masks inside their
+    /// boxes.
+    #[test]
+    fn mosaic_at_small_imgsz_keeps_instances_and_aligned_masks() {
+        let n = 6;
+        let per_source = (0..n)
+            .map(|i| small_scene(i).instances.len())
+            .sum::<usize>() as f64
+            / n as f64;
+        for imgsz in [64u32, 128] {
+            let cfg = DetAugConfig {
+                imgsz,
+                mosaic: 1.0,
+                hsv_h: 0.0,
+                hsv_s: 0.0,
+                hsv_v: 0.0,
+                ..Default::default()
+            };
+            let load = |i: usize| resize_long_side(small_scene(i as u64), imgsz);
+            let (mut kept, mut on_colour, mut mask_px, mut in_box, mut t_px) = (0, 0, 0, 0, 0);
+            let samples = 60;
+            for k in 0..samples {
+                let s = train_sample(
+                    k % n as usize,
+                    n as usize,
+                    &load,
+                    &cfg,
+                    &mut Rng::for_sample(3, 0, k as u64),
+                );
+                kept += s.instances.len();
+                let w = imgsz as usize;
+                for inst in &s.instances {
+                    let m = raster::rasterize(&inst.polygons, w, w, 1.0);
+                    for (j, v) in m.iter().enumerate() {
+                        if *v == 1 {
+                            mask_px += 1;
+                            let px = s.image.get_pixel((j % w) as u32, (j / w) as u32).0;
+                            // bilinear edges blend with the background: a loose tolerance
+                            if close(px, COLOURS[inst.class], 60) {
+                                on_colour += 1;
+                            }
+                        }
+                    }
+                }
+                let t = to_targets(&s, 4);
+                assert_eq!(t.boxes.len(), s.instances.len());
+                for (b, m) in t.boxes.iter().zip(&t.masks) {
+                    let ms = t.mask_size;
+                    for (j, v) in m.iter().enumerate() {
+                        if *v == 1 {
+                            t_px += 1;
+                            let (x, y) = ((j % ms) as f32 + 0.5, (j / ms) as f32 + 0.5);
+                            if x >= b[0] / 4.0 - 0.5
+                                && x <= b[2] / 4.0 + 0.5
+                                && y >= b[1] / 4.0 - 0.5
+                                && y <= b[3] / 4.0 + 0.5
+                            {
+                                in_box += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            let mean = kept as f64 / samples as f64;
+            assert!(
+                mean > 0.6 * per_source,
+                "imgsz {imgsz}: {mean:.2} instances per mosaic sample, {per_source:.2} per image"
+            );
+            assert!(
+                on_colour as f64 > 0.8 * mask_px as f64,
+                "imgsz {imgsz}: {on_colour} of {mask_px} mask pixels show the object"
+            );
+            assert!(
+                t_px > 0 && in_box == t_px,
+                "imgsz {imgsz}: {in_box} of {t_px}"
+            );
+        }
+    }
+
     #[test]
     fn targets_have_boxes_and_quarter_resolution_masks() {
         let (s, _) = letterbox(scene(200, 160), 128, 128, true);

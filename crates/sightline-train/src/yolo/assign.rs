@@ -4,8 +4,11 @@
 //! inside the box (boxes thinner than `stride_val` are widened to it about their centre, as
 //! Ultralytics 8.4 does). Each candidate gets the alignment metric `score^alpha · CIoU^beta`
 //! (score = predicted probability of the gt's class, CIoU clamped at 0); the `topk` best
-//! candidates are positives. An anchor positive for several boxes keeps the box it overlaps
-//! most. Target scores are one-hot on the gt's class scaled by the normalised alignment
+//! candidates are positives. They are ranked among the candidates only: a ground truth whose
+//! candidates all have a zero metric (a few-pixel object against the wide boxes of a fresh
+//! head) still gets positives, with zero target scores, instead of losing its top-k slots to
+//! anchors outside it. An anchor positive for several boxes keeps the box it overlaps most.
+//! Target scores are one-hot on the gt's class scaled by the normalised alignment
 //! `metric · max_iou(gt) / max_metric(gt)`.
 //!
 //! The assigner runs without gradients on plain slices; the losses then use its output as
@@ -121,22 +124,23 @@ pub fn assign(
             metric[i] = score.powf(cfg.alpha) * iou.powf(cfg.beta);
         }
     }
-    // top-k per gt over all anchors (ties by lower anchor index), restricted to candidates
+    // top-k per gt among its candidates (ties by lower anchor index). Ranking only candidates
+    // matters when fewer than k of them have a nonzero metric (a small object against wide
+    // initial predictions: CIoU clamps to 0): ranking all anchors would fill the top-k with
+    // zero-metric anchors outside the box and leave the object without any positive.
     let mut pos = vec![false; ng * na];
     let mut order: Vec<usize> = Vec::with_capacity(na);
     for g in 0..ng {
         let row = &metric[g * na..(g + 1) * na];
         order.clear();
-        order.extend(0..na);
-        let k = cfg.topk.min(na);
+        order.extend((0..na).filter(|&a| in_gt[g * na + a]));
+        let k = cfg.topk.min(order.len());
         if k == 0 {
             continue;
         }
         order.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
         for &a in &order[..k] {
-            if in_gt[g * na + a] {
-                pos[g * na + a] = true;
-            }
+            pos[g * na + a] = true;
         }
     }
     // resolve anchors claimed by several gts: keep the gt with the largest overlap
@@ -277,6 +281,45 @@ mod tests {
             assign(&no_widen, &[1.0, 1.0], &pd, &anchors, &gts).num_fg(),
             0
         );
+    }
+
+    #[test]
+    fn a_small_object_against_wide_predictions_keeps_positives_inside_it() {
+        // a thin 2x8 object centred at (56, 56) of a 64 px image, between four stride-8 anchors;
+        // every prediction is the ±7.5-stride square of a freshly initialised head, so the
+        // candidates' CIoU is negative (clamped to 0) and every metric is 0. The top-k must
+        // still come from the candidates (inside the box widened to 16 px), not from the
+        // lowest-index anchors in the top-left corner (which left the object without positives).
+        let anchors: Vec<[f32; 2]> = (0..64)
+            .map(|i| [4.0 + 8.0 * (i % 8) as f32, 4.0 + 8.0 * (i / 8) as f32])
+            .collect();
+        let pd: Vec<[f32; 4]> = anchors
+            .iter()
+            .map(|p| [p[0] - 60.0, p[1] - 60.0, p[0] + 60.0, p[1] + 60.0])
+            .collect();
+        let gts = [GtBox {
+            class: 0,
+            xyxy: [55.0, 52.0, 57.0, 60.0],
+        }];
+        let inside = |p: &[f32; 2]| (48.0..64.0).contains(&p[0]) && (48.0..64.0).contains(&p[1]);
+        for (p, b) in anchors.iter().zip(&pd) {
+            if inside(p) {
+                assert!(ciou(gts[0].xyxy, *b) < 0.0, "{p:?}");
+            }
+        }
+        let a = assign(
+            &AssignerConfig::yolov8(1),
+            &vec![0.01; 64],
+            &pd,
+            &anchors,
+            &gts,
+        );
+        assert_eq!(a.num_fg(), 4);
+        for (i, p) in anchors.iter().enumerate() {
+            assert_eq!(a.fg[i], inside(p), "{p:?}");
+        }
+        // zero alignment: positives, but with zero class targets (and zero box weights)
+        assert!(a.scores.iter().all(|&s| s == 0.0));
     }
 
     #[test]
