@@ -15,7 +15,7 @@ pub struct Rle {
     counts: Vec<u32>,
 }
 
-fn pixel_count(h: u32, w: u32) -> Result<u64, MaskError> {
+pub(crate) fn pixel_count(h: u32, w: u32) -> Result<u64, MaskError> {
     let n = u64::from(h) * u64::from(w);
     if n > u64::from(u32::MAX) {
         return Err(MaskError::TooLarge { h, w });
@@ -187,8 +187,14 @@ impl Rle {
             cc = cc.wrapping_add(c);
             py += u64::from(c);
             if py >= h64 {
-                px += py / h64;
-                py %= h64;
+                // Most runs cross at most one column boundary: no division for those.
+                if py < 2 * h64 {
+                    px += 1;
+                    py -= h64;
+                } else {
+                    px += py / h64;
+                    py %= h64;
+                }
             }
             let (x, y) = if j % 2 == 0 {
                 (px as u32, py as u32)
@@ -281,31 +287,47 @@ impl Rle {
     /// `|dt ∩ gt| / |dt ∪ gt|`, or `|dt ∩ gt| / |dt|` when `gt_crowd` is set. Returns `-1.0` when the sizes
     /// differ and the boxes overlap (pycocotools' convention), `0.0` when nothing overlaps.
     pub fn iou(&self, gt: &Rle, gt_crowd: bool) -> f64 {
-        iou_with_boxes(self, &self.to_bbox(), gt, &gt.to_bbox(), gt_crowd)
+        iou_with_boxes(
+            self,
+            &self.to_bbox(),
+            self.area(),
+            gt,
+            &gt.to_bbox(),
+            gt.area(),
+            gt_crowd,
+        )
     }
 }
 
 /// IoU of every detection with every ground truth (pycocotools `maskUtils.iou` on RLEs), row-major
 /// `dt.len() × gt.len()` (`out[d * gt.len() + g]`). `gt_crowd[g]` marks crowd regions (missing = not crowd).
+///
+/// Each mask's box and area are computed once; a pair's runs are walked only when its boxes overlap.
 pub fn iou_matrix(dt: &[Rle], gt: &[Rle], gt_crowd: &[bool]) -> Vec<f64> {
-    let db: Vec<[f64; 4]> = dt.iter().map(Rle::to_bbox).collect();
-    let gb: Vec<[f64; 4]> = gt.iter().map(Rle::to_bbox).collect();
     let mut out = Vec::with_capacity(dt.len() * gt.len());
-    for (d, dbox) in dt.iter().zip(&db) {
-        for (g, (gr, gbox)) in gt.iter().zip(&gb).enumerate() {
+    if dt.is_empty() || gt.is_empty() {
+        return out;
+    }
+    let gb: Vec<([f64; 4], u64)> = gt.iter().map(|g| (g.to_bbox(), g.area())).collect();
+    for d in dt {
+        let (dbox, darea) = (d.to_bbox(), d.area());
+        for (g, (gr, (gbox, garea))) in gt.iter().zip(&gb).enumerate() {
             let crowd = gt_crowd.get(g).copied().unwrap_or(false);
-            out.push(iou_with_boxes(d, dbox, gr, gbox, crowd));
+            out.push(iou_with_boxes(d, &dbox, darea, gr, gbox, *garea, crowd));
         }
     }
     out
 }
 
-/// `rleIou` for one pair with precomputed boxes (the box test decides whether the runs are walked at all).
+/// `rleIou` for one pair with precomputed boxes and areas (the box test decides whether the runs are walked at
+/// all). `|dt ∪ gt| = |dt| + |gt| - |dt ∩ gt|`, in integers, so the value is the one pycocotools computes.
 pub(crate) fn iou_with_boxes(
     dt: &Rle,
     dbox: &[f64; 4],
+    darea: u64,
     gt: &Rle,
     gbox: &[f64; 4],
+    garea: u64,
     crowd: bool,
 ) -> f64 {
     if crate::bbox::box_iou(dbox, gbox, crowd) <= 0.0 {
@@ -314,22 +336,55 @@ pub(crate) fn iou_with_boxes(
     if dt.h != gt.h || dt.w != gt.w {
         return -1.0;
     }
-    let (mut inter, mut uni) = (0u64, 0u64);
-    walk(&dt.counts, &gt.counts, |va, vb, c| {
-        if va || vb {
-            uni += u64::from(c);
-            if va && vb {
-                inter += u64::from(c);
-            }
-        }
-    });
+    let inter = intersection_area(&dt.counts, &gt.counts);
     if inter == 0 {
         return 0.0;
     }
-    if crowd {
-        uni = dt.area();
-    }
+    let uni = if crowd { darea } else { darea + garea - inter };
     inter as f64 / uni as f64
+}
+
+/// The next non-empty foreground interval `[start, end)` of a run-length list; `k` indexes the next background
+/// run, `p` is the position where it starts.
+#[inline]
+fn next_fg(c: &[u32], k: &mut usize, p: &mut u64) -> Option<(u64, u64)> {
+    while *k + 1 < c.len() {
+        let s = *p + u64::from(c[*k]);
+        let e = s + u64::from(c[*k + 1]);
+        *p = e;
+        *k += 2;
+        if e > s {
+            return Some((s, e));
+        }
+    }
+    None
+}
+
+/// Pixels in the foreground of both masks (same size): a two-pointer sweep over their foreground intervals.
+fn intersection_area(a: &[u32], b: &[u32]) -> u64 {
+    let (mut ka, mut kb, mut pa, mut pb) = (0usize, 0usize, 0u64, 0u64);
+    let (Some(mut x), Some(mut y)) = (next_fg(a, &mut ka, &mut pa), next_fg(b, &mut kb, &mut pb))
+    else {
+        return 0;
+    };
+    let mut inter = 0u64;
+    loop {
+        let (lo, hi) = (x.0.max(y.0), x.1.min(y.1));
+        if hi > lo {
+            inter += hi - lo;
+        }
+        if x.1 <= y.1 {
+            match next_fg(a, &mut ka, &mut pa) {
+                Some(v) => x = v,
+                None => return inter,
+            }
+        } else {
+            match next_fg(b, &mut kb, &mut pb) {
+                Some(v) => y = v,
+                None => return inter,
+            }
+        }
+    }
 }
 
 /// Walks two run-length lists in lockstep, calling `f(fg_a, fg_b, len)` for every stretch where neither changes.
@@ -439,6 +494,61 @@ mod tests {
         let other = rle(1, 4, &[0, 4]);
         assert_eq!(a.iou(&other, false), -1.0);
         assert!(a.union(&other).is_err());
+    }
+
+    /// The interval sweep agrees with a pixel count, zero-length runs and crowd unions included.
+    #[test]
+    fn iou_matches_pixel_counts() {
+        let (h, w) = (7u32, 9u32);
+        let mut seed = 12345u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for _ in 0..200 {
+            let mut masks = Vec::new();
+            for _ in 0..2 {
+                let bits: Vec<u8> = (0..h * w).map(|_| u8::from(rnd() % 3 == 0)).collect();
+                let r = Rle::encode_col_major(&bits, h, w).unwrap();
+                // Non-canonical form: a zero-length run pair inserted.
+                let mut c = r.counts().to_vec();
+                if c.len() > 2 {
+                    c.splice(2..2, [0, 0]);
+                }
+                masks.push((bits, Rle::new(h, w, c).unwrap()));
+            }
+            let (a, b) = (&masks[0], &masks[1]);
+            let inter =
+                a.0.iter()
+                    .zip(&b.0)
+                    .filter(|(x, y)| **x == 1 && **y == 1)
+                    .count();
+            let uni =
+                a.0.iter()
+                    .zip(&b.0)
+                    .filter(|(x, y)| **x == 1 || **y == 1)
+                    .count();
+            let area_a = a.0.iter().filter(|x| **x == 1).count();
+            let want = |u: usize| {
+                if inter == 0 {
+                    0.0
+                } else {
+                    inter as f64 / u as f64
+                }
+            };
+            assert_eq!(a.1.iou(&b.1, false), want(uni));
+            assert_eq!(a.1.iou(&b.1, true), want(area_a));
+            assert_eq!(
+                iou_matrix(
+                    std::slice::from_ref(&a.1),
+                    std::slice::from_ref(&b.1),
+                    &[false]
+                ),
+                vec![want(uni)]
+            );
+        }
     }
 
     #[test]

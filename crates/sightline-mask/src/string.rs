@@ -31,20 +31,27 @@ impl Rle {
     }
 
     /// Parses a compressed COCO string for an `h × w` mask; the counts must add up to `h * w`.
+    ///
+    /// One pass: the counts are checked and summed while they are decoded.
     pub fn from_compressed(s: &str, h: u32, w: u32) -> Result<Rle, MaskError> {
         let bytes = s.as_bytes();
         let mut counts: Vec<u32> = Vec::with_capacity(bytes.len());
+        let mut sum = 0u64;
+        // The counts two and one places back (the delta base of the next count is two back).
+        let (mut back2, mut back1) = (0i64, 0i64);
         let mut p = 0usize;
-        while p < bytes.len() {
+        let n = bytes.len();
+        while p < n {
             let mut x: i64 = 0;
             let mut k = 0u32;
             loop {
-                let Some(&b) = bytes.get(p) else {
+                if p >= n {
                     return Err(MaskError::BadString {
                         pos: p,
                         reason: "string ends inside a number",
                     });
-                };
+                }
+                let b = bytes[p];
                 if !(48..48 + 64).contains(&b) {
                     return Err(MaskError::BadString {
                         pos: p,
@@ -68,9 +75,8 @@ impl Rle {
                     break;
                 }
             }
-            let m = counts.len();
-            if m > 2 {
-                x += i64::from(counts[m - 2]);
+            if counts.len() > 2 {
+                x += back2;
             }
             let Ok(v) = u32::try_from(x) else {
                 return Err(MaskError::BadString {
@@ -79,8 +85,20 @@ impl Rle {
                 });
             };
             counts.push(v);
+            sum += u64::from(v);
+            back2 = back1;
+            back1 = x;
         }
-        Rle::new(h, w, counts)
+        let expected = crate::rle::pixel_count(h, w)?;
+        if sum != expected {
+            return Err(MaskError::CountsSum {
+                sum,
+                h,
+                w,
+                expected,
+            });
+        }
+        Ok(Rle::from_parts(h, w, counts))
     }
 }
 
