@@ -470,20 +470,28 @@ async fn online_steps(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let item = items
+    // The synthetic data knows the truth (the classification folder an image came from):
+    // correct an inspection the models got wrong, else the first one.
+    let truth_of = |item: &serde_json::Value| {
+        let sha = item["image_sha256"].as_str().unwrap_or_default();
+        images
+            .iter()
+            .find(|(p, _)| sightline_store::sha256_file(p).is_ok_and(|h| h == sha))
+            .map(|(_, label)| label.clone())
+    };
+    let candidates: Vec<(&serde_json::Value, String)> = items
         .iter()
-        .find(|i| !i["corrected"].as_bool().unwrap_or(false))
-        .context("no uncorrected inspection in the history")?;
+        .filter(|i| !i["corrected"].as_bool().unwrap_or(false))
+        .filter_map(|i| truth_of(i).map(|t| (i, t)))
+        .collect();
+    let (item, truth) = candidates
+        .iter()
+        .find(|(i, t)| i["label"].as_str() != Some(t.as_str()))
+        .or_else(|| candidates.first())
+        .context("no uncorrected inspection of a demo validation image in the history")?;
     let request_id = item["request_id"]
         .as_str()
         .context("history item without request_id")?;
-    let sha = item["image_sha256"].as_str().unwrap_or_default();
-    // The synthetic data knows the truth: the classification folder the image came from.
-    let truth = images
-        .iter()
-        .find(|(p, _)| sightline_store::sha256_file(p).is_ok_and(|h| h == sha))
-        .map(|(_, label)| label.clone())
-        .context("the inspected image is not one of the demo's validation images")?;
     let correction = serde_json::json!({
         "action": "relabel",
         "image_label": truth,
@@ -495,14 +503,29 @@ async fn online_steps(
         &correction,
     )
     .await?;
-    println!("    {request_id}: image label corrected to {truth}");
+    println!(
+        "    {request_id}: image label {} corrected to {truth}",
+        item["label"].as_str().unwrap_or("-")
+    );
     let v2 = post_json(
         &client,
         &format!("{base}/projects/{project}/datasets/from-corrections"),
         &serde_json::json!({"message": "demo: corrections from production"}),
     )
     .await?;
-    println!("    {}", serde_json::to_string(&v2)?);
+    let short = |v: &serde_json::Value| {
+        v.as_str()
+            .unwrap_or("?")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    println!(
+        "    created dataset version {} (parent {}) with {} corrected image(s)",
+        short(&v2["version"]["id"]),
+        short(&v2["parent"]),
+        v2["images_added"]
+    );
     Ok(())
 }
 
