@@ -551,6 +551,52 @@ mod tests {
         }
     }
 
+    /// The matrix equals pairwise `iou` (row-major, crowd columns, an empty mask) for small scattered masks.
+    #[test]
+    fn iou_matrix_equals_pairwise_iou() {
+        let (h, w) = (12u32, 20u32);
+        let mut seed = 777u64;
+        let mut rnd = move |n: u32| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as u32) % n
+        };
+        let mk = |rnd: &mut dyn FnMut(u32) -> u32| {
+            let (x0, y0) = (rnd(w), rnd(h));
+            let (bw, bh) = (1 + rnd(6), 1 + rnd(6));
+            let mut bits = vec![0u8; (h * w) as usize];
+            for y in y0..(y0 + bh).min(h) {
+                for x in x0..(x0 + bw).min(w) {
+                    if rnd(4) != 0 {
+                        bits[(y * w + x) as usize] = 1;
+                    }
+                }
+            }
+            let r = Rle::encode_row_major(&bits, h, w).unwrap();
+            // Non-canonical variants too.
+            if rnd(3) == 0 && r.counts().len() > 2 {
+                let mut c = r.counts().to_vec();
+                c.splice(2..2, [0, 0]);
+                Rle::new(h, w, c).unwrap()
+            } else {
+                r
+            }
+        };
+        for _ in 0..100 {
+            let dts: Vec<Rle> = (0..4).map(|_| mk(&mut rnd)).collect();
+            let mut gts: Vec<Rle> = (0..3).map(|_| mk(&mut rnd)).collect();
+            gts.push(Rle::empty(h, w).unwrap());
+            let crowd = [false, true, false, false];
+            let m = iou_matrix(&dts, &gts, &crowd);
+            for (d, dr) in dts.iter().enumerate() {
+                for (g, gr) in gts.iter().enumerate() {
+                    assert_eq!(m[d * gts.len() + g], dr.iou(gr, crowd[g]), "{dr:?} {gr:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn invert_twice_is_identity() {
         let a = rle(2, 2, &[1, 2, 1]);
