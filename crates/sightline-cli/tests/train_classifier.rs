@@ -4,127 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const MANIFEST: &str = "project: tiny
-labels: [ok, ng, scratch, dent]
-models:
-  detector:
-    name: yolov8n-seg
-    weights: none
-    hyperparameters:
-      epochs: 2
-      batch_size: 4
-      imgsz: 64
-      warmup_epochs: 0
-      seed: 3
-  classifier:
-    name: mobilenet_v3_small
-    weights: none
-    hyperparameters:
-      epochs: 2
-      batch_size: 4
-      imgsz: 64\n";
-
-struct Env {
-    home: PathBuf,
-    database_url: String,
-}
-
-impl Env {
-    fn new(home: &Path, database_url: Option<String>) -> Self {
-        std::fs::create_dir_all(home).unwrap();
-        let database_url = database_url
-            .unwrap_or_else(|| format!("sqlite://{}", home.join("sightline.db").display()));
-        let e = Env {
-            home: home.to_path_buf(),
-            database_url,
-        };
-        std::fs::write(home.join("tiny.yaml"), MANIFEST).unwrap();
-        e.ok(&["project", "apply", "tiny.yaml"]);
-        e
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_HOME",
-            "SIGHTLINE_DATABASE_URL",
-            "DATABASE_URL",
-            "SIGHTLINE_CONFIG",
-            "SIGHTLINE_ARTIFACTS_ROOT",
-            "SIGHTLINE_ARTIFACTS_BACKEND",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.arg("--home")
-            .arg(&self.home)
-            .args(["--database-url", &self.database_url]);
-        cmd.current_dir(&self.home).args(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fail(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "{args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    /// Generate the tiny set and ingest its class folders; returns the version id.
-    fn tiny_data(&self) -> String {
-        self.ok(&[
-            "demo", "generate", "--train", "6", "--val", "2", "--size", "64", "--seed", "5",
-            "--out", "data",
-        ]);
-        let v: serde_json::Value = serde_json::from_str(&self.ok(&[
-            "--json",
-            "dataset",
-            "ingest",
-            "data/classify",
-            "--project",
-            "tiny",
-            "--format",
-            "folder",
-        ]))
-        .unwrap();
-        v["version"]["id"].as_str().unwrap().to_string()
-    }
-
-    /// `train classifier --json`; returns the events.
-    fn train(&self, extra: &[&str]) -> Vec<serde_json::Value> {
-        let mut args = vec!["--json", "train", "classifier"];
-        args.extend_from_slice(extra);
-        self.ok(&args)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn experiments(&self) -> PathBuf {
-        self.home.join("artifacts/experiments")
-    }
-}
-
-fn done(events: &[serde_json::Value]) -> &serde_json::Value {
-    let d = events.last().unwrap();
-    assert_eq!(d["event"], "done", "{events:?}");
-    d
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
-}
+use common::train_env::{Env, MANIFEST, done, metrics};
 
 async fn scenario(env: &Env) {
     let version = env.tiny_data();
@@ -184,13 +66,31 @@ async fn scenario(env: &Env) {
 #[tokio::test(flavor = "multi_thread")]
 async fn train_classifier_on_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
-    let env = Env::new(tmp.path(), None);
+    let env = Env::new(tmp.path(), None, "classifier");
     scenario(&env).await;
-    // a COCO-only version (no image labels) is refused
+    // a COCO version without image labels is refused (the generator writes image labels into
+    // its COCO files: strip them)
+    let (src, dst) = (env.home.join("data"), env.home.join("coco-only"));
+    for split in ["train", "val"] {
+        let images = dst.join("images").join(split);
+        std::fs::create_dir_all(&images).unwrap();
+        for f in std::fs::read_dir(src.join("images").join(split)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, images.join(f.file_name().unwrap())).unwrap();
+        }
+        let json = format!("annotations/instances_{split}.json");
+        let mut coco: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(src.join(&json)).unwrap()).unwrap();
+        for im in coco["images"].as_array_mut().unwrap() {
+            im.as_object_mut().unwrap().remove("label");
+        }
+        std::fs::create_dir_all(dst.join("annotations")).unwrap();
+        std::fs::write(dst.join(&json), coco.to_string()).unwrap();
+    }
     env.ok(&[
         "dataset",
         "ingest",
-        "data",
+        "coco-only",
         "--project",
         "tiny",
         "--format",
@@ -204,5 +104,5 @@ async fn train_classifier_on_sqlite() {
 async fn train_classifier_on_postgres() {
     let t = sightline_db::testing::fresh_postgres().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&Env::new(tmp.path(), Some(t.url.clone()))).await;
+    scenario(&Env::new(tmp.path(), Some(t.url.clone()), "classifier")).await;
 }

@@ -5,127 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-const MANIFEST: &str = "project: tiny
-labels: [ok, ng, scratch, dent]
-models:
-  detector:
-    name: yolov8n-seg
-    weights: none
-    hyperparameters:
-      epochs: 2
-      batch_size: 4
-      imgsz: 64
-      warmup_epochs: 0
-      seed: 3
-  classifier:
-    name: mobilenet_v3_small
-    weights: none
-    hyperparameters:
-      epochs: 2
-      batch_size: 4
-      imgsz: 64\n";
+mod common;
 
-struct Env {
-    home: PathBuf,
-    database_url: String,
-}
-
-impl Env {
-    fn new(home: &Path, database_url: Option<String>) -> Self {
-        std::fs::create_dir_all(home).unwrap();
-        let database_url = database_url
-            .unwrap_or_else(|| format!("sqlite://{}", home.join("sightline.db").display()));
-        let e = Env {
-            home: home.to_path_buf(),
-            database_url,
-        };
-        std::fs::write(home.join("tiny.yaml"), MANIFEST).unwrap();
-        e.ok(&["project", "apply", "tiny.yaml"]);
-        e
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_HOME",
-            "SIGHTLINE_DATABASE_URL",
-            "DATABASE_URL",
-            "SIGHTLINE_CONFIG",
-            "SIGHTLINE_ARTIFACTS_ROOT",
-            "SIGHTLINE_ARTIFACTS_BACKEND",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.arg("--home")
-            .arg(&self.home)
-            .args(["--database-url", &self.database_url]);
-        cmd.current_dir(&self.home).args(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fail(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "{args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    /// Generate and ingest the tiny COCO set; returns the version id.
-    fn tiny_data(&self) -> String {
-        self.ok(&[
-            "demo", "generate", "--train", "6", "--val", "2", "--size", "64", "--seed", "5",
-            "--out", "data",
-        ]);
-        let v: serde_json::Value = serde_json::from_str(&self.ok(&[
-            "--json",
-            "dataset",
-            "ingest",
-            "data",
-            "--project",
-            "tiny",
-            "--format",
-            "coco",
-        ]))
-        .unwrap();
-        v["version"]["id"].as_str().unwrap().to_string()
-    }
-
-    /// `train detector --json`; returns the events.
-    fn train(&self, extra: &[&str]) -> Vec<serde_json::Value> {
-        let mut args = vec!["--json", "train", "detector"];
-        args.extend_from_slice(extra);
-        self.ok(&args)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn experiments(&self) -> PathBuf {
-        self.home.join("artifacts/experiments")
-    }
-}
-
-fn done(events: &[serde_json::Value]) -> &serde_json::Value {
-    let d = events.last().unwrap();
-    assert_eq!(d["event"], "done", "{events:?}");
-    d
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
-}
+use common::train_env::{Env, MANIFEST, done, metrics};
 
 fn total_loss(epoch: &serde_json::Value) -> f64 {
     epoch["losses"]
@@ -273,14 +157,14 @@ async fn scenario(env: &Env) {
 #[tokio::test(flavor = "multi_thread")]
 async fn train_detector_on_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
-    scenario(&Env::new(tmp.path(), None)).await;
+    scenario(&Env::new(tmp.path(), None, "detector")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn train_detector_on_postgres() {
     let t = sightline_db::testing::fresh_postgres().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let env = Env::new(tmp.path(), Some(t.url.clone()));
+    let env = Env::new(tmp.path(), Some(t.url.clone()), "detector");
     // the short version of the story: one run, its record
     let version = env.tiny_data();
     let d = env.train(&["--config", "tiny.yaml"]);
@@ -300,6 +184,7 @@ fn project_must_be_applied() {
     let env = Env {
         home: tmp.path().to_path_buf(),
         database_url: format!("sqlite://{}", tmp.path().join("s.db").display()),
+        pipeline: "detector",
     };
     let e = env.fail(&["train", "detector", "--config", "other.yaml"]);
     assert!(e.contains("sightline project apply"), "{e}");
