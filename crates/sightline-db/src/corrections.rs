@@ -132,7 +132,7 @@ pub async fn insert(db: &Db, c: &NewCorrection) -> Result<Option<Correction>, Db
     let now = crate::now();
     let instances = c.instances.as_ref().map(Json);
     let id: Option<i64> = with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO corrections (request_id, project_id, action, image_label, instances, \
              note, author, created_at) \
@@ -223,7 +223,7 @@ pub async fn mark_used(
     dataset_version_id: &str,
 ) -> Result<u64, DbError> {
     with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let mut n = 0;
         for r in request_ids {
             n += sqlx::query(

@@ -199,7 +199,7 @@ pub async fn insert(db: &Db, project: &str, e: &NewExperiment<'_>) -> Result<(),
 pub async fn append_epoch(db: &Db, id: &str, e: &EpochRow) -> Result<(), DbError> {
     let now = crate::now();
     with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         sqlx::query(
             "INSERT INTO experiment_epochs (experiment_id, epoch, losses, lr, metrics, fitness, \
              time_s, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \

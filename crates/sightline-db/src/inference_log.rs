@@ -63,7 +63,7 @@ pub async fn insert_batch(db: &Db, rows: &[InferenceLogRow]) -> Result<(), DbErr
         return Ok(());
     }
     with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO inference_log (request_id, project_id, created_at, verdict, \

@@ -103,6 +103,17 @@ pub enum DbError {
 }
 
 impl Db {
+    /// The statement that opens a write transaction: `BEGIN IMMEDIATE` on SQLite takes the write
+    /// lock at once, so a transaction that reads before it writes waits (busy timeout) instead of
+    /// failing with "database is locked" when another writer commits in between (a deferred
+    /// transaction cannot upgrade its read snapshot); plain `BEGIN` on PostgreSQL.
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
+    }
+
     /// Connect (creating a SQLite file and its folder if missing) and apply pending migrations.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         let db = Self::connect_without_migrating(url).await?;

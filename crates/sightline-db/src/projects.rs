@@ -274,7 +274,7 @@ pub async fn apply(
     let now = crate::now();
     let name = manifest.project.as_str();
     let (outcome, changes) = with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let existing = sqlx::query("SELECT id, manifest_yaml FROM projects WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)

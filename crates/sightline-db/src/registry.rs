@@ -365,7 +365,7 @@ pub async fn set_alias(
     let now = crate::now();
     let is_postgres = matches!(db, Db::Postgres(_));
     with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let target: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT mv.project_id, mv.task, p.name FROM model_versions mv \
              JOIN projects p ON p.id = mv.project_id WHERE mv.id = $1",
