@@ -7,11 +7,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+
+use common::server::{KillOnDrop as Server, fixtures};
 
 const MANIFEST: &str = "project: bench_line
 labels: [ok, ng, scratch, dent]
@@ -20,12 +23,6 @@ models:
     name: mobilenet_v3_small
     weights: none
 ";
-
-fn fixtures() -> PathBuf {
-    std::env::var_os("SIGHTLINE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
-}
 
 struct Env {
     home: tempfile::TempDir,
@@ -58,15 +55,6 @@ impl Env {
         let (ok, out, err) = self.run(args);
         assert!(ok, "sightline {args:?} failed:\n{out}\n{err}");
         out
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -8,9 +8,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
+
+mod common;
+
+use common::server::{KillOnDrop as Server, fixtures, http};
 
 /// Classes of the fixture checkpoint are scratch, dent, ng: all labels of this project. `max_ng_ratio: 1.0` so
 /// that only `--min-map` decides the promotions below.
@@ -27,13 +31,6 @@ models:
 ";
 
 const EXPERIMENT: &str = "20260101-000000";
-
-fn fixtures() -> PathBuf {
-    std::env::var_os("SIGHTLINE_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-        PathBuf::from,
-    )
-}
 
 struct Env {
     dir: tempfile::TempDir,
@@ -76,15 +73,6 @@ impl Env {
 
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -131,48 +119,6 @@ fn setup(env: &Env) -> PathBuf {
     )
     .unwrap();
     manifest
-}
-
-/// Minimal HTTP/1.1 client (one request per connection, `Connection: close`).
-fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
-        .unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut s = rest;
-        while let Some((len, r)) = s.split_once("\r\n") {
-            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&r[..n]);
-            s = &r[n + 2..];
-        }
-        out
-    } else {
-        rest.to_string()
-    };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
 }
 
 /// The `details` of every evaluation row.

@@ -13,10 +13,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+
+use common::server::{KillOnDrop as Server, fixtures};
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -26,12 +30,6 @@ models:
     weights: none
     hyperparameters: {imgsz: 256}
 ";
-
-fn fixtures() -> PathBuf {
-    std::env::var_os("SIGHTLINE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
-}
 
 struct Env {
     home: tempfile::TempDir,
@@ -121,15 +119,6 @@ fn dataset_version(env: &Env) -> String {
         "widget_line_a",
     ]);
     v["version"]["id"].as_str().unwrap().to_string()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
