@@ -13,6 +13,8 @@
 //! - [`corrections`]: operator corrections and the corrections → dataset version endpoint.
 //! - [`catalog`]: project manifests and dataset versions.
 //! - [`monitoring`]: confidence drift (KS vs the evaluation baseline) and alarms.
+//! - [`uploads`]: creating labels, dataset versions (archive upload + ingest) and model versions over HTTP.
+//! - [`jobs`]: training jobs started over HTTP (`POST /projects/{p}/experiments`).
 
 pub mod auth;
 pub mod catalog;
@@ -22,6 +24,7 @@ pub mod error;
 pub mod history;
 pub mod infer;
 pub mod inspect;
+pub mod jobs;
 pub mod log;
 pub mod metrics;
 pub mod monitoring;
@@ -29,6 +32,7 @@ pub mod notify;
 pub mod routes;
 pub mod serve;
 pub mod ui;
+pub mod uploads;
 pub mod verdict;
 pub mod vision;
 

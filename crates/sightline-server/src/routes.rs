@@ -130,6 +130,8 @@ pub fn app(state: AppState) -> Router {
             "/projects/{project}/inspect",
             post(inspect_handler).layer(DefaultBodyLimit::max(limit)),
         )
+        .merge(crate::uploads::router(limit))
+        .merge(crate::jobs::router())
         .merge(crate::ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
@@ -223,7 +225,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::uploads::UploadsDoc::openapi());
+    doc.merge(crate::jobs::JobsDoc::openapi());
+    Json(doc).into_response()
 }
 
 /// Inspect one image: multipart (`image` file + optional `line`, `lot`, `camera`, `part_id`
