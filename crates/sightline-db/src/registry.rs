@@ -207,13 +207,18 @@ pub async fn models_for_dataset(
     }))
 }
 
-/// Whether a dataset version exists.
-pub async fn dataset_version_exists(db: &Db, id: &str) -> Result<bool, DbError> {
+/// Whether dataset version `id` exists in project `project_id`. Versions are keyed by
+/// (project, id) since migration 0007: the same content ingested into two projects has the same
+/// id, so an id alone does not say whether this project has it.
+pub async fn dataset_version_exists(db: &Db, project_id: i64, id: &str) -> Result<bool, DbError> {
     let n: i64 = with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM dataset_versions WHERE id = $1")
-            .bind(id)
-            .fetch_one(pool)
-            .await?
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM dataset_versions WHERE project_id = $1 AND id = $2",
+        )
+        .bind(project_id)
+        .bind(id)
+        .fetch_one(pool)
+        .await?
     });
     Ok(n > 0)
 }

@@ -156,11 +156,31 @@ async fn label_changes_are_guarded(db: &Db) {
     assert_eq!((g.dataset_versions, g.model_versions), (1, 1));
 }
 
+/// Dataset versions are keyed by (project, id) since migration 0007: a version of one project
+/// does not exist for another, even with the same content hash.
+async fn dataset_version_exists_is_per_project(db: &Db) {
+    for name in ["dv_one", "dv_two"] {
+        let (m, yaml) = manifest(name, &["ok", "ng"], 1);
+        projects::apply(db, &m, &yaml, false).await.unwrap();
+    }
+    add_dataset_version(db, "dv_one", "0123abcd").await;
+    let one = projects::id_of(db, "dv_one").await.unwrap();
+    let two = projects::id_of(db, "dv_two").await.unwrap();
+    use sightline_db::registry::dataset_version_exists;
+    assert!(dataset_version_exists(db, one, "0123abcd").await.unwrap());
+    assert!(!dataset_version_exists(db, two, "0123abcd").await.unwrap());
+    assert!(!dataset_version_exists(db, one, "ffff").await.unwrap());
+    // the same id in the second project is a separate version
+    add_dataset_version(db, "dv_two", "0123abcd").await;
+    assert!(dataset_version_exists(db, two, "0123abcd").await.unwrap());
+}
+
 async fn all_scenarios(t: TestDb, backend: Backend) {
     assert_eq!(t.db.backend(), backend);
     migrations_are_applied(&t).await;
     create_update_list_show(&t.db).await;
     label_changes_are_guarded(&t.db).await;
+    dataset_version_exists_is_per_project(&t.db).await;
     t.db.close().await;
 }
 
