@@ -21,7 +21,19 @@
 //!   training parameters, original shapes: `weights/last` may hold the EMA), `m/<path>` (SGD
 //!   momentum buffer or Adam first moment) and `v/<path>` (Adam second moment), flattened.
 //! - `weights/last.ema.safetensors` ([`ema_state_path`]): metadata `format` =
-//!   `sightline-ema/1`, `updates`, `max_decay`, `tau`; tensors `ema/<path>` (flattened).
+//!   `sightline-ema/1`, `updates`, `max_decay`, `tau`; tensors `ema/<path>` (flattened): every
+//!   averaged float entry, parameters and batch-norm running statistics alike.
+//!
+//! ## Batch-norm running statistics
+//!
+//! Burn keeps a BatchNorm's running mean/var in a `RunningState`: a training forward pass
+//! leaves its new value *pending* (per thread) and the next forward merges it, while module
+//! visitors and mappers see the merged value only, one update behind. Everything here that
+//! reads running statistics ([`ModelEma`], the saved live parameters) therefore reads a
+//! [`Module::valid`] snapshot, which merges pending updates first; and [`ModelEma::apply`]
+//! writes into such a snapshot, whose running states are its own (a `clone()` of a module
+//! shares them with the original, so writing averages into it would overwrite the live
+//! model's statistics).
 //!
 //! Gradients accumulated but not yet applied are not saved: save right after
 //! [`GroupedOptimizer::step`] (the training loops save at the end of an epoch).
@@ -417,16 +429,24 @@ impl ModuleMapper for EmaWriter<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
         let out = match self.ema.get(&id) {
-            Some(e) => Tensor::from_inner(e.clone().reshape(tensor.shape())),
+            Some(e) => {
+                let v = e.clone().reshape(tensor.shape());
+                if tensor.is_autodiff() {
+                    Tensor::from_inner(v)
+                } else {
+                    v
+                }
+            }
             None => tensor,
         };
         Param::from_mapped_value(id, out, mapper)
     }
 }
 
-/// Exponential moving average of the parameters (Ultralytics `ModelEMA`): decay
-/// `0.9999·(1 − exp(−updates / 2000))`. Buffers that are not parameters (BatchNorm running
-/// statistics) are taken from the live model when the average is written out.
+/// Exponential moving average of the model (Ultralytics `ModelEMA`): decay
+/// `0.9999·(1 − exp(−updates / 2000))`, applied to every float entry of the model's state as
+/// Ultralytics averages every floating-point `state_dict` entry: parameters and BatchNorm
+/// running mean/var (read after merging their latest update, see the module docs).
 #[derive(Debug, Default)]
 pub struct ModelEma {
     ema: HashMap<ParamId, Tensor<1>>,
@@ -451,7 +471,7 @@ impl ModelEma {
             ema: &mut e.ema,
             decay: 0.0,
         };
-        module.visit(&mut c);
+        module.valid().visit(&mut c);
         e
     }
 
@@ -460,7 +480,8 @@ impl ModelEma {
         self.max_decay * (1.0 - (-(self.updates as f64) / self.tau).exp())
     }
 
-    /// Fold the module's current parameters into the average.
+    /// Fold the module's current parameters and running statistics (with their latest,
+    /// still pending update) into the average.
     pub fn update<M: Module>(&mut self, module: &M) {
         self.updates += 1;
         let decay = self.decay();
@@ -468,12 +489,13 @@ impl ModelEma {
             ema: &mut self.ema,
             decay,
         };
-        module.visit(&mut c);
+        module.valid().visit(&mut c);
     }
 
-    /// A copy of `module` with the averaged parameters.
+    /// A validation copy (no autodiff, see [`Module::valid`]) of `module` with the averaged
+    /// parameters and running statistics. `module` itself is not changed.
     pub fn apply<M: Module>(&self, module: M) -> M {
-        module.map(&mut EmaWriter { ema: &self.ema })
+        module.valid().map(&mut EmaWriter { ema: &self.ema })
     }
 }
 
@@ -516,12 +538,14 @@ impl ModuleVisitor for PathVisitor {
     }
 }
 
+/// Visits a [`Module::valid`] snapshot (same ids and paths) so that running statistics are
+/// read with their pending update merged.
 fn param_paths<M: Module>(module: &M, with_values: bool) -> PathVisitor {
     let mut v = PathVisitor {
         values: with_values.then(BTreeMap::new),
         ..Default::default()
     };
-    module.visit(&mut v);
+    module.valid().visit(&mut v);
     v
 }
 

@@ -129,9 +129,9 @@ pub struct RunOutcome<M> {
 }
 
 /// The model, optimiser and EMA of an experiment's last completed epoch, to continue training:
-/// `weights/last.safetensors` (EMA parameters and live batch-norm statistics), then the live
-/// parameters and optimiser state from `weights/last.optim.safetensors`, then the EMA from
-/// `weights/last.ema.safetensors`. `config` must describe the same architecture, `opt_cfg` the
+/// `weights/last.safetensors` (the EMA model: averaged parameters and batch-norm statistics),
+/// then the live parameters and batch-norm statistics and the optimiser state from
+/// `weights/last.optim.safetensors`, then the EMA from `weights/last.ema.safetensors`. `config` must describe the same architecture, `opt_cfg` the
 /// same optimiser kind. `device` is the (autodiff) training device.
 pub fn resume_detector(
     exp: &Experiment,
