@@ -9,12 +9,15 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sightline_core::{BusinessRules, Task};
+use sightline_store::{ArtifactStore, Key, StoreError};
 
 use crate::error::RegistryError;
+use crate::model::ModelVersion;
 
 /// Current `bundle.json` format number. Format 2: `labels` is the model's class map resolved at
 /// registration ([`crate::labels`]). Format 1 (still read): `labels` are the project's labels
@@ -157,12 +160,7 @@ impl Bundle {
             return Err(RegistryError::BundleExists(dir.to_path_buf()));
         }
         fs_err::create_dir_all(dir)?;
-        let ext = checkpoint
-            .extension()
-            .and_then(|e| e.to_str())
-            .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()) && !e.is_empty())
-            .unwrap_or("bin");
-        let weights_name = format!("weights.{ext}");
+        let weights_name = weights_name(checkpoint);
         let (sha256, size) = copy_atomic_hashing(checkpoint, &dir.join(&weights_name))?;
         manifest.format = BUNDLE_FORMAT;
         manifest.weights = weights_name.clone();
@@ -186,34 +184,10 @@ impl Bundle {
             return Err(RegistryError::BundleIncomplete(dir.to_path_buf()));
         }
         let bytes = fs_err::read(&manifest_path)?;
-        let manifest: BundleManifest =
-            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BundleInvalid {
-                path: manifest_path.clone(),
-                reason: e.to_string(),
-            })?;
-        if !(MIN_BUNDLE_FORMAT..=BUNDLE_FORMAT).contains(&manifest.format) {
-            return Err(RegistryError::BundleInvalid {
-                path: manifest_path,
-                reason: format!(
-                    "format {} is not supported (expected {MIN_BUNDLE_FORMAT} to {BUNDLE_FORMAT})",
-                    manifest.format
-                ),
-            });
-        }
-        if !manifest.files.iter().any(|f| f.path == manifest.weights) {
-            return Err(RegistryError::BundleInvalid {
-                path: manifest_path,
-                reason: format!(
-                    "weights file `{}` is not listed in `files`",
-                    manifest.weights
-                ),
-            });
-        }
+        let manifest = parse_manifest(&bytes, &manifest_path)?;
         for file in &manifest.files {
-            let rel = safe_relative(&file.path).ok_or_else(|| RegistryError::BundleInvalid {
-                path: manifest_path.clone(),
-                reason: format!("file path `{}` leaves the bundle folder", file.path),
-            })?;
+            // `parse_manifest` checked every path.
+            let rel = safe_relative(&file.path).unwrap_or(Path::new(BUNDLE_MANIFEST));
             let path = dir.join(rel);
             let (sha256, size) = hash_file(&path)?;
             if size != file.size || sha256 != file.sha256 {
@@ -229,6 +203,41 @@ impl Bundle {
             manifest,
         })
     }
+}
+
+/// Parse and check a `bundle.json` (`manifest_path` names it in errors): a supported format, the
+/// weights listed among the files, every file path inside the bundle folder.
+pub fn parse_manifest(bytes: &[u8], manifest_path: &Path) -> Result<BundleManifest, RegistryError> {
+    let invalid = |reason: String| RegistryError::BundleInvalid {
+        path: manifest_path.to_path_buf(),
+        reason,
+    };
+    let manifest: BundleManifest =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if !(MIN_BUNDLE_FORMAT..=BUNDLE_FORMAT).contains(&manifest.format) {
+        return Err(invalid(format!(
+            "format {} is not supported (expected {MIN_BUNDLE_FORMAT} to {BUNDLE_FORMAT})",
+            manifest.format
+        )));
+    }
+    if !manifest.files.iter().any(|f| f.path == manifest.weights) {
+        return Err(invalid(format!(
+            "weights file `{}` is not listed in `files`",
+            manifest.weights
+        )));
+    }
+    for file in &manifest.files {
+        if safe_relative(&file.path).is_none() || file.path.contains('\\') {
+            return Err(invalid(format!(
+                "file path `{}` leaves the bundle folder",
+                file.path
+            )));
+        }
+        if file.path == BUNDLE_MANIFEST {
+            return Err(invalid("`files` lists bundle.json itself".into()));
+        }
+    }
+    Ok(manifest)
 }
 
 /// `p` as a relative path made only of normal components, or `None`.
@@ -304,6 +313,433 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
         let _ = fs_err::remove_file(&tmp);
     }
     Ok(result?)
+}
+
+/// Where deployment bundles live: the configured artifact store, plus a local cache folder that
+/// holds verified copies of bundles fetched from a remote (S3) store.
+///
+/// - Local store: bundles are written in place under `<root>/registry/…` and opened in place,
+///   as always.
+/// - Remote store: [`BundleStore::write`] uploads the weights, then `bundle.json` (last, so a
+///   bundle without a manifest is an interrupted write). [`BundleStore::open`] downloads
+///   `bundle.json` and every file it lists into a staging folder next to
+///   `<cache>/registry/<project>/<task>/v<version>/`, checks each file's size and SHA-256, and
+///   only then renames the staging folder into place; a corrupt or partial download is an error
+///   naming the object and never reaches a model loader. A cached copy that still verifies is
+///   reused without contacting the store (model versions are immutable).
+#[derive(Debug, Clone)]
+pub struct BundleStore {
+    store: ArtifactStore,
+    cache: PathBuf,
+    /// Open through the cache even when the store is a local folder.
+    fetch_local: bool,
+}
+
+impl BundleStore {
+    /// Bundles in a local artifact folder, opened in place.
+    pub fn local(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        Self {
+            store: ArtifactStore::local(root.clone()),
+            cache: root,
+            fetch_local: false,
+        }
+    }
+
+    /// Bundles in `store`; copies fetched from a remote store are cached under `cache`
+    /// (unused for a local store, whose bundles open in place).
+    pub fn new(store: ArtifactStore, cache: impl Into<PathBuf>) -> Self {
+        Self {
+            store,
+            cache: cache.into(),
+            fetch_local: false,
+        }
+    }
+
+    /// Like [`BundleStore::new`], but bundles are always copied into `cache` and verified
+    /// there, even from a local folder (one on a network mount that may change or vanish).
+    pub fn fetching(store: ArtifactStore, cache: impl Into<PathBuf>) -> Self {
+        Self {
+            store,
+            cache: cache.into(),
+            fetch_local: true,
+        }
+    }
+
+    /// The folder a bundle is opened in place from, when it is not fetched into the cache.
+    fn in_place(&self, key: &Key) -> Option<PathBuf> {
+        if self.fetch_local {
+            None
+        } else {
+            self.store.local_path(key)
+        }
+    }
+
+    /// The artifact store.
+    pub fn store(&self) -> &ArtifactStore {
+        &self.store
+    }
+
+    /// The cache folder for fetched bundles.
+    pub fn cache(&self) -> &Path {
+        &self.cache
+    }
+
+    fn key(rel_dir: &str) -> Result<Key, RegistryError> {
+        if safe_relative(rel_dir).is_none() {
+            return Err(RegistryError::Invalid(format!(
+                "bundle path `{rel_dir}` is not inside the artifact store"
+            )));
+        }
+        Key::new(rel_dir).map_err(|e| RegistryError::Invalid(e.to_string()))
+    }
+
+    fn store_err(&self, source: StoreError) -> RegistryError {
+        RegistryError::Store {
+            store: self.store.describe(),
+            source,
+        }
+    }
+
+    /// Where `key` lives, for messages: a path for a local store, `s3://…/key` otherwise.
+    fn location(&self, key: &Key) -> PathBuf {
+        self.store
+            .local_path(key)
+            .unwrap_or_else(|| PathBuf::from(format!("{}/{key}", self.store.describe())))
+    }
+
+    /// The local folder a bundle opens from: in place for a local store, the cache otherwise.
+    pub fn local_dir(&self, rel_dir: &str) -> Result<PathBuf, RegistryError> {
+        let key = Self::key(rel_dir)?;
+        Ok(match self.in_place(&key) {
+            Some(p) => p,
+            None => key.segments().fold(self.cache.clone(), |p, s| p.join(s)),
+        })
+    }
+
+    /// Whether anything is stored under the bundle folder `rel_dir`.
+    pub async fn exists(&self, rel_dir: &str) -> Result<bool, RegistryError> {
+        let key = Self::key(rel_dir)?;
+        if let Some(dir) = self.store.local_path(&key) {
+            return Ok(dir.exists());
+        }
+        let found = self
+            .store
+            .list(key.as_str())
+            .await
+            .map_err(|e| self.store_err(e))?;
+        Ok(!found.is_empty())
+    }
+
+    /// Move whatever is stored under `rel_dir` to `<rel_dir>.orphan-<suffix>` (a folder left
+    /// by an interrupted registration: kept for inspection, neither trusted nor deleted).
+    pub async fn set_aside(&self, rel_dir: &str, suffix: &str) -> Result<(), RegistryError> {
+        let key = Self::key(rel_dir)?;
+        let aside = Self::key(&format!("{rel_dir}.orphan-{suffix}"))?;
+        if let (Some(from), Some(to)) = (self.store.local_path(&key), self.store.local_path(&aside))
+        {
+            if from.exists() {
+                fs_err::rename(&from, &to)?;
+            }
+            return Ok(());
+        }
+        let objects = self
+            .store
+            .list(key.as_str())
+            .await
+            .map_err(|e| self.store_err(e))?;
+        for o in objects {
+            let Some(rest) = o.key.as_str().strip_prefix(key.as_str()) else {
+                continue;
+            };
+            let target = Key::new(format!("{aside}{rest}"))
+                .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            let bytes = self
+                .store
+                .get(&o.key)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            self.store
+                .put(&target, &bytes)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            self.store
+                .delete(&o.key)
+                .await
+                .map_err(|e| self.store_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Remove everything stored under `rel_dir` (a bundle whose registration failed).
+    pub async fn remove(&self, rel_dir: &str) -> Result<(), RegistryError> {
+        let key = Self::key(rel_dir)?;
+        if let Some(dir) = self.store.local_path(&key) {
+            if dir.exists() {
+                fs_err::remove_dir_all(&dir)?;
+            }
+            return Ok(());
+        }
+        for o in self
+            .store
+            .list(key.as_str())
+            .await
+            .map_err(|e| self.store_err(e))?
+        {
+            match self.store.delete(&o.key).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(self.store_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a bundle into the store under `rel_dir` (which must not hold a `bundle.json`):
+    /// the checkpoint as `weights.<ext>` (hashed while written), then `bundle.json`.
+    /// `manifest.files`, `manifest.weights` and `manifest.format` are filled in here; the
+    /// finished manifest is returned.
+    pub async fn write(
+        &self,
+        rel_dir: &str,
+        checkpoint: &Path,
+        mut manifest: BundleManifest,
+    ) -> Result<BundleManifest, RegistryError> {
+        let key = Self::key(rel_dir)?;
+        let manifest_key = key
+            .join(BUNDLE_MANIFEST)
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        if self
+            .store
+            .exists(&manifest_key)
+            .await
+            .map_err(|e| self.store_err(e))?
+        {
+            return Err(RegistryError::BundleExists(self.location(&key)));
+        }
+        let weights_name = weights_name(checkpoint);
+        let weights_key = key
+            .join(&weights_name)
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let info = self
+            .store
+            .put_file(&weights_key, checkpoint)
+            .await
+            .map_err(|e| self.store_err(e))?;
+        manifest.format = BUNDLE_FORMAT;
+        manifest.weights = weights_name.clone();
+        manifest.files = vec![BundleFile {
+            path: weights_name,
+            sha256: info.sha256,
+            size: info.size,
+        }];
+        let json = serde_json::to_vec_pretty(&manifest)?;
+        self.store
+            .put(&manifest_key, &json)
+            .await
+            .map_err(|e| self.store_err(e))?;
+        Ok(manifest)
+    }
+
+    /// Open the bundle under `rel_dir` for serving, every file verified against `bundle.json`:
+    /// in place for a local store; for a remote store the cached copy when it still verifies,
+    /// else a fresh download (see the type's documentation).
+    pub async fn open(&self, rel_dir: &str) -> Result<Bundle, RegistryError> {
+        self.open_checked(rel_dir, None).await
+    }
+
+    /// [`BundleStore::open`] for a registered model version, also checking that the bundle is
+    /// that version: same project, task and version, and weights whose SHA-256 is the
+    /// registered checkpoint hash (a cached copy that is not is fetched again).
+    pub async fn open_version(&self, model: &ModelVersion) -> Result<Bundle, RegistryError> {
+        self.open_checked(&model.bundle_dir, Some(model)).await
+    }
+
+    async fn open_checked(
+        &self,
+        rel_dir: &str,
+        model: Option<&ModelVersion>,
+    ) -> Result<Bundle, RegistryError> {
+        let key = Self::key(rel_dir)?;
+        let dir = self.local_dir(rel_dir)?;
+        let check = |b: Bundle| match model {
+            Some(m) => check_version(b, m),
+            None => Ok(b),
+        };
+        if self.in_place(&key).is_some() {
+            return check(blocking(move || Bundle::open(&dir)).await?);
+        }
+        if dir.join(BUNDLE_MANIFEST).is_file() {
+            let cached = dir.clone();
+            match blocking(move || Bundle::open(&cached))
+                .await
+                .and_then(check)
+            {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cached bundle is not usable; fetching it again");
+                }
+            }
+        }
+        check(self.fetch(&key, &dir).await?)
+    }
+
+    /// Open the bundle under `rel_dir` from local disk only: in place for a local store, the
+    /// cached copy for a remote one ([`RegistryError::BundleIncomplete`] when not fetched yet).
+    pub fn open_local(&self, rel_dir: &str) -> Result<Bundle, RegistryError> {
+        Bundle::open(&self.local_dir(rel_dir)?)
+    }
+
+    async fn fetch(&self, key: &Key, dir: &Path) -> Result<Bundle, RegistryError> {
+        let manifest_key = key
+            .join(BUNDLE_MANIFEST)
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let bytes = match self.store.get(&manifest_key).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound(_)) => {
+                return Err(RegistryError::BundleIncomplete(self.location(key)));
+            }
+            Err(e) => return Err(self.store_err(e)),
+        };
+        let manifest = parse_manifest(&bytes, &self.location(&manifest_key))?;
+        let staging = staging_dir(dir)?;
+        let result = self.download(key, &manifest, &bytes, &staging, dir).await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        result?;
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Download every file of `manifest` into `staging`, verify, write `bundle.json` last, then
+    /// move `staging` to `dir` (replacing a copy that no longer verified).
+    async fn download(
+        &self,
+        key: &Key,
+        manifest: &BundleManifest,
+        manifest_bytes: &[u8],
+        staging: &Path,
+        dir: &Path,
+    ) -> Result<(), RegistryError> {
+        for file in &manifest.files {
+            let file_key = key
+                .join(&file.path)
+                .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            let dest = file_key
+                .as_str()
+                .strip_prefix(key.as_str())
+                .unwrap_or_default()
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .fold(staging.to_path_buf(), |p, s| p.join(s));
+            let info = match self.store.get_to_file(&file_key, &dest).await {
+                Ok(i) => i,
+                Err(StoreError::NotFound(_)) => {
+                    return Err(RegistryError::BundleFileMissing(
+                        self.location(&file_key).display().to_string(),
+                    ));
+                }
+                Err(e) => return Err(self.store_err(e)),
+            };
+            if info.size != file.size || info.sha256 != file.sha256 {
+                return Err(RegistryError::ChecksumMismatch {
+                    path: self.location(&file_key),
+                    expected: file.sha256.clone(),
+                    actual: format!(
+                        "{} ({} bytes, expected {})",
+                        info.sha256, info.size, file.size
+                    ),
+                });
+            }
+        }
+        write_atomic(&staging.join(BUNDLE_MANIFEST), manifest_bytes)?;
+        if dir.exists() {
+            fs_err::remove_dir_all(dir)?;
+        }
+        if let Err(e) = std::fs::rename(staging, dir) {
+            // Another process may have put a verified copy there first.
+            if dir.join(BUNDLE_MANIFEST).is_file() {
+                let _ = std::fs::remove_dir_all(staging);
+                let d = dir.to_path_buf();
+                blocking(move || Bundle::open(&d)).await?;
+                return Ok(());
+            }
+            return Err(fs_err::rename(staging, dir).err().unwrap_or(e).into());
+        }
+        Ok(())
+    }
+}
+
+/// `bundle` if it is `model`'s: project, task, version and weights hash as registered.
+pub fn check_version(bundle: Bundle, model: &ModelVersion) -> Result<Bundle, RegistryError> {
+    let m = &bundle.manifest;
+    let weights_sha = m
+        .files
+        .iter()
+        .find(|f| f.path == m.weights)
+        .map(|f| f.sha256.as_str())
+        .unwrap_or_default();
+    let reason = if m.project != model.project || m.task != model.task || m.version != model.version
+    {
+        format!(
+            "it holds {}/{} v{}, not {}",
+            m.project,
+            m.task,
+            m.version,
+            model.display_name()
+        )
+    } else if !model.checkpoint_sha256.is_empty() && weights_sha != model.checkpoint_sha256 {
+        format!(
+            "its weights have sha256 {weights_sha}, the registry recorded {} for {}",
+            model.checkpoint_sha256,
+            model.display_name()
+        )
+    } else {
+        return Ok(bundle);
+    };
+    Err(RegistryError::BundleInvalid {
+        path: bundle.dir.join(BUNDLE_MANIFEST),
+        reason,
+    })
+}
+
+/// `weights.<ext>`, the checkpoint's extension kept when it is plain alphanumeric, else `bin`.
+fn weights_name(checkpoint: &Path) -> String {
+    let ext = checkpoint
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()) && !e.is_empty())
+        .unwrap_or("bin");
+    format!("weights.{ext}")
+}
+
+/// A fresh, empty staging folder next to `dir` (`.v<N>.partial-<pid>-<n>`).
+fn staging_dir(dir: &Path) -> Result<PathBuf, RegistryError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = dir.with_file_name(format!(
+        ".{name}.partial-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    if staging.exists() {
+        fs_err::remove_dir_all(&staging)?;
+    }
+    fs_err::create_dir_all(&staging)?;
+    Ok(staging)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::Invalid(format!("bundle task failed: {e}")))?
 }
 
 #[cfg(test)]

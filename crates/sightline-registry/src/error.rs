@@ -54,4 +54,15 @@ pub enum RegistryError {
     /// Database error.
     #[error("database error: {0}")]
     Db(String),
+    /// The artifact store failed (the message names the object or folder).
+    #[error("artifact store {store}: {source}")]
+    Store {
+        /// The store (`s3://bucket/prefix` or a folder).
+        store: String,
+        /// What failed.
+        source: sightline_store::StoreError,
+    },
+    /// A file listed in `bundle.json` is missing from the bundle.
+    #[error("bundle file {0} is missing (listed in bundle.json)")]
+    BundleFileMissing(String),
 }

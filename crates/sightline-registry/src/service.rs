@@ -10,7 +10,9 @@ use sightline_core::{Manifest, Task};
 use sightline_db::registry as repo;
 use sightline_db::{Db, DbError};
 
-use crate::bundle::{Bundle, BundleManifest, Preprocessing, hash_file};
+use sightline_store::ArtifactStore;
+
+use crate::bundle::{Bundle, BundleManifest, BundleStore, Preprocessing, hash_file};
 use crate::error::RegistryError;
 use crate::gates::{self, Gates};
 use crate::model::{Alias, AliasEvent, Evaluation, EvaluationSummary, Lineage, ModelVersion};
@@ -75,11 +77,12 @@ pub struct Promotion {
     pub overridden: Vec<String>,
 }
 
-/// The registry: metadata database plus artifact root.
+/// The registry: metadata database plus the artifact store that holds deployment bundles.
 #[derive(Debug, Clone)]
 pub struct Registry {
     db: Db,
     artifacts: PathBuf,
+    bundles: BundleStore,
 }
 
 fn db_err(e: DbError) -> RegistryError {
@@ -124,9 +127,31 @@ pub fn experiment_from_path(path: &Path) -> Option<String> {
 }
 
 impl Registry {
-    /// A registry over `db`, with bundles under `artifacts`.
+    /// A registry over `db`, with bundles in the local artifact folder `artifacts`.
     pub fn new(db: Db, artifacts: PathBuf) -> Self {
-        Self { db, artifacts }
+        Self {
+            db,
+            bundles: BundleStore::local(artifacts.clone()),
+            artifacts,
+        }
+    }
+
+    /// Keep bundles in `store` instead (an S3 bucket, or another folder); bundles fetched from a
+    /// remote store are verified and cached under `cache` (see [`BundleStore`]).
+    pub fn with_store(mut self, store: ArtifactStore, cache: PathBuf) -> Self {
+        self.bundles = BundleStore::new(store, cache);
+        self
+    }
+
+    /// Keep bundles as `bundles` says (see [`BundleStore::fetching`]).
+    pub fn with_bundle_store(mut self, bundles: BundleStore) -> Self {
+        self.bundles = bundles;
+        self
+    }
+
+    /// Where bundles are stored and cached.
+    pub fn bundles(&self) -> &BundleStore {
+        &self.bundles
     }
 
     /// The database.
@@ -134,7 +159,8 @@ impl Registry {
         &self.db
     }
 
-    /// The artifact root.
+    /// The local artifact folder given to [`Registry::new`] (with a remote store, bundles are
+    /// not kept there: see [`Registry::bundles`]).
     pub fn artifacts(&self) -> &Path {
         &self.artifacts
     }
@@ -267,7 +293,7 @@ impl Registry {
             checkpoint_names.as_deref(),
         )?;
         if let Some(ds) = &req.dataset_version
-            && !repo::dataset_version_exists(&self.db, project.id, ds)
+            && !repo::dataset_version_exists(&self.db, ds)
                 .await
                 .map_err(db_err)?
         {
@@ -281,7 +307,7 @@ impl Registry {
             .await
             .map_err(db_err)?;
         let rel_dir = Bundle::relative_dir(&m.project, task, version);
-        let dir = self.artifacts.join(&rel_dir);
+        let rel_dir_s = rel_dir.to_string_lossy().replace('\\', "/");
         let thresholds: BTreeMap<String, f64> = labels
             .iter()
             .map(|l| (l.clone(), config.thresholds.for_label(l)))
@@ -303,33 +329,26 @@ impl Registry {
         };
         // A bundle folder without a database row is left over from an interrupted registration:
         // move it aside rather than trusting or deleting it.
-        if dir.exists() {
-            let aside = dir.with_file_name(format!(
-                "v{version}.orphan-{}",
-                chrono::Utc::now().timestamp_millis()
-            ));
-            fs_err::rename(&dir, &aside)?;
+        if self.bundles.exists(&rel_dir_s).await? {
+            let suffix = chrono::Utc::now().timestamp_millis().to_string();
+            self.bundles.set_aside(&rel_dir_s, &suffix).await?;
         }
-        let checkpoint = req.checkpoint.clone();
-        let dir2 = dir.clone();
-        let bundle =
-            tokio::task::spawn_blocking(move || Bundle::write(&dir2, &checkpoint, bundle_manifest))
-                .await
-                .map_err(|e| RegistryError::Invalid(format!("bundle writer failed: {e}")))??;
-        let sha = bundle
-            .manifest
+        let written = self
+            .bundles
+            .write(&rel_dir_s, &req.checkpoint, bundle_manifest)
+            .await?;
+        let sha = written
             .files
             .iter()
-            .find(|f| f.path == bundle.manifest.weights)
+            .find(|f| f.path == written.weights)
             .map(|f| f.sha256.clone())
             .unwrap_or_default();
-        let rel_dir_s = rel_dir.to_string_lossy().replace('\\', "/");
         let checkpoint_s = req.checkpoint.display().to_string();
         let row = repo::NewModelVersionRow {
             project_id: project.id,
             task: task.as_str(),
             version,
-            model_name: &bundle.manifest.model_name,
+            model_name: &written.model_name,
             checkpoint_sha256: &sha,
             checkpoint_path: &checkpoint_s,
             bundle_dir: &rel_dir_s,
@@ -345,7 +364,9 @@ impl Registry {
         let inserted = match repo::insert_model_version(&self.db, &row).await {
             Ok(r) => r,
             Err(e) => {
-                let _ = fs_err::remove_dir_all(&dir);
+                if let Err(cleanup) = self.bundles.remove(&rel_dir_s).await {
+                    tracing::warn!(bundle = %rel_dir_s, error = %cleanup, "cannot remove the bundle of a failed registration");
+                }
                 return Err(RegistryError::Db(format!(
                     "cannot record {}/{task} v{version} (registered concurrently? retry): {e}",
                     m.project
@@ -579,15 +600,18 @@ impl Registry {
             .collect()
     }
 
-    /// Open and verify a version's bundle.
+    /// Open a version's bundle from local disk and verify it: in place for a local store, the
+    /// cached copy for a remote one ([`RegistryError::BundleIncomplete`] when it was never
+    /// fetched: use [`Registry::fetch_bundle`]).
     pub fn open_bundle(&self, model: &ModelVersion) -> Result<Bundle, RegistryError> {
-        let rel = crate::bundle::safe_relative(&model.bundle_dir).ok_or_else(|| {
-            RegistryError::Invalid(format!(
-                "bundle path `{}` is not inside the artifact store",
-                model.bundle_dir
-            ))
-        })?;
-        Bundle::open(&self.artifacts.join(rel))
+        crate::bundle::check_version(self.bundles.open_local(&model.bundle_dir)?, model)
+    }
+
+    /// A version's bundle ready for a model loader: opened in place from a local store, or
+    /// fetched from a remote store into the cache (a cached copy is reused while it verifies),
+    /// every file checked against `bundle.json` and the weights against the registered hash.
+    pub async fn fetch_bundle(&self, model: &ModelVersion) -> Result<Bundle, RegistryError> {
+        self.bundles.open_version(model).await
     }
 
     /// SHA-256 of a file (for callers comparing checkpoints).
