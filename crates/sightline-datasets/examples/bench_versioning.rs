@@ -5,8 +5,9 @@
 //!
 //! `cargo run --release -p sightline-datasets --example bench_versioning -- <folder> [n] [runs]`
 //! creates `<folder>/data` if missing and prints seconds (median of `runs`, default 3, each on
-//! a fresh store) and the `.dir` id; compare with
-//! `cd <folder> && dvc init --no-scm && time dvc add data` (same id).
+//! a new store folder `<folder>/sightline-store-<pid>-<run>`, left in place) and the `.dir`
+//! id; compare with `cd <folder> && dvc init --no-scm && time dvc add data` (same id; see
+//! docs/perf.md for the procedure that gives both tools the same file-system conditions).
 
 use sightline_datasets::dvc::{HashCache, ObjectStore, add_tree, dir_object_bytes, hash_tree};
 use std::io::Write;
@@ -61,16 +62,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             f.write_all(&buf)?;
         }
     }
-    let store_dir = root.join("sightline-store");
+    // Each run writes a new store folder, and nothing is deleted: on ext4 without a journal
+    // (this machine) creating files shortly after many were deleted is several times slower
+    // (the inode allocator skips inodes deleted in the last 60-360 s one by one, in
+    // `recently_deleted()`), so deleting the previous run's store would make the next run
+    // measure that deletion. Remove `<folder>/sightline-store-*` after the benchmark.
+    let pid = std::process::id();
+    let stores: Vec<std::path::PathBuf> = (0..runs.max(1))
+        .map(|r| root.join(format!("sightline-store-{pid}-{r}")))
+        .collect();
     let (mut cold, mut warm, mut walk, mut hash_only, mut dir_obj) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut cold_cpu, mut warm_cpu) = (Vec::new(), Vec::new());
     let mut oid = String::new();
     let mut files = 0;
-    for _ in 0..runs.max(1) {
-        if store_dir.exists() {
-            std::fs::remove_dir_all(&store_dir)?;
-        }
+    for store_dir in &stores {
         // Walk alone.
         let t = Instant::now();
         let count = walkdir::WalkDir::new(&data)
@@ -87,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = dir_object_bytes(&entries);
         dir_obj.push(t.elapsed().as_secs_f64());
         // Cold: everything a new version does (walk, hash, store, .dir, save the cache).
-        let store = ObjectStore::new(&store_dir);
+        let store = ObjectStore::new(store_dir);
         let cache = HashCache::load(store_dir.join("hashcache.json"));
         let (t, c) = (Instant::now(), cpu_seconds());
         let (id, entries) = add_tree(&store, &data, &cache)?;
