@@ -146,6 +146,8 @@ impl From<sightline_registry::RegistryError> for ApiError {
             | R::BundleIncomplete(_)
             | R::BundleInvalid { .. }
             | R::ChecksumMismatch { .. }
+            | R::BundleFileMissing(_)
+            | R::Store { .. }
             | R::Db(_) => ApiError::Internal(e.to_string()),
         }
     }
