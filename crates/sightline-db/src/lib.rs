@@ -19,6 +19,7 @@ pub mod corrections;
 pub mod datasets;
 pub mod experiments;
 pub mod inference_log;
+pub mod labels;
 pub mod projects;
 pub mod registry;
 pub mod testing;

@@ -8,6 +8,12 @@
 //! corrected ones as `corrections/<request id>.<ext>`. The version's notes name every request it
 //! came from, the version is recorded in the database, and the corrections are stamped with its
 //! id so each is used once.
+//!
+//! The [`ingest`] module turns a folder, archive or URL into a validated, label-mapped dataset
+//! version recorded in the database (shared by `sightline dataset ingest` and
+//! `POST /projects/{p}/datasets`).
+
+pub mod ingest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,12 @@
 //! - [`model`]: registry records (model versions, evaluations, aliases, lineage).
 //! - [`gates`]: promotion gates (business rules, `--min-map`, `--min-accuracy`).
 //! - [`labels`]: the class map of a model version (`--labels`, checkpoint names, project labels).
+//! - [`from_experiment`]: register an experiment's checkpoint with the lineage of its record.
 //! - [`service`]: the workflow over the database and artifact store ([`Registry`]).
 
 pub mod bundle;
 pub mod error;
+pub mod from_experiment;
 pub mod gates;
 pub mod labels;
 pub mod model;

@@ -38,6 +38,7 @@ pub mod vision;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use auth::{Caller, Role, Tokens};
 pub use engine::{BatchConfig, Engine};
@@ -75,6 +76,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// Default largest dataset archive accepted by `POST /projects/{p}/datasets` (1 GiB); change it
+/// with [`AppState::set_max_dataset_upload_bytes`].
+pub const DEFAULT_MAX_DATASET_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
+
 /// Shared state of every handler (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
@@ -89,6 +94,7 @@ struct Inner {
     tokens: Tokens,
     tracker: NgTracker,
     config: ServerConfig,
+    max_dataset_upload_bytes: AtomicUsize,
 }
 
 impl AppState {
@@ -110,6 +116,7 @@ impl AppState {
                 tokens,
                 tracker: NgTracker::new(config.ng_window, 10_000),
                 config,
+                max_dataset_upload_bytes: AtomicUsize::new(DEFAULT_MAX_DATASET_UPLOAD_BYTES),
             }),
         }
     }
@@ -147,6 +154,19 @@ impl AppState {
     /// Configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// Largest dataset archive accepted by `POST /projects/{p}/datasets` (bytes); separate from
+    /// [`ServerConfig::max_upload_bytes`] (images), since archives are much larger.
+    pub fn max_dataset_upload_bytes(&self) -> usize {
+        self.inner.max_dataset_upload_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Set the dataset archive limit (default [`DEFAULT_MAX_DATASET_UPLOAD_BYTES`]).
+    pub fn set_max_dataset_upload_bytes(&self, bytes: usize) {
+        self.inner
+            .max_dataset_upload_bytes
+            .store(bytes, Ordering::Relaxed);
     }
 }
 
