@@ -63,6 +63,14 @@ pub struct ServerConfig {
     pub ng_window: usize,
     /// Sightline home (project dataset repositories live under `<home>/projects/<p>/datasets`).
     pub home: PathBuf,
+    /// The `sightline` executable that runs training jobs as child processes (`sightline
+    /// serve` sets its own); `None`: `POST /projects/{p}/experiments` answers 503.
+    pub trainer: Option<PathBuf>,
+    /// Extra environment of the trainer: the server's settings it must share (database URL,
+    /// weights folder, configuration file). Home and artifact root are always passed.
+    pub trainer_env: Vec<(String, String)>,
+    /// Training jobs running at once (others wait queued).
+    pub max_jobs: usize,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +80,9 @@ impl Default for ServerConfig {
             artifacts: PathBuf::from(".sightline/artifacts"),
             ng_window: 100,
             home: PathBuf::from(".sightline"),
+            trainer: None,
+            trainer_env: Vec::new(),
+            max_jobs: 1,
         }
     }
 }
@@ -93,6 +104,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     tokens: Tokens,
     tracker: NgTracker,
+    jobs: jobs::Jobs,
     config: ServerConfig,
     max_dataset_upload_bytes: AtomicUsize,
 }
@@ -115,6 +127,7 @@ impl AppState {
                 metrics,
                 tokens,
                 tracker: NgTracker::new(config.ng_window, 10_000),
+                jobs: jobs::Jobs::new(config.max_jobs),
                 config,
                 max_dataset_upload_bytes: AtomicUsize::new(DEFAULT_MAX_DATASET_UPLOAD_BYTES),
             }),
@@ -149,6 +162,11 @@ impl AppState {
     /// NG-ratio tracker.
     pub fn tracker(&self) -> &NgTracker {
         &self.inner.tracker
+    }
+
+    /// Training jobs started over HTTP.
+    pub fn jobs(&self) -> &jobs::Jobs {
+        &self.inner.jobs
     }
 
     /// Configuration.

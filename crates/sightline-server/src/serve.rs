@@ -161,6 +161,7 @@ pub async fn start(
     })?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = app(state.clone());
+    let jobs = state.jobs().clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -168,6 +169,8 @@ pub async fn start(
             })
             .await;
         watch.stop();
+        // training children: SIGINT (they keep their last epoch), bounded wait
+        jobs.shutdown(Duration::from_secs(30)).await;
         if let Some(q) = log {
             q.close();
         }
