@@ -4,8 +4,9 @@
 //! `files/md5/<2 hex>/<30 hex>`; a directory is a `.dir` object whose content is the JSON list
 //! `[{"md5": …, "relpath": …}, …]` sorted by relpath and serialised like Python's
 //! `json.dumps(sort_keys=True)` (`", "` / `": "` separators, non-ASCII escaped), whose md5
-//! plus the suffix `.dir` is the directory's id. Writes go to a temporary file in the store
-//! and are renamed into place, so a crash never leaves a partial object.
+//! plus the suffix `.dir` is the directory's id. A new small object is created in place
+//! (`O_CREAT|O_EXCL`, no rename); copies of large files and replacements of an object of the
+//! wrong size go through a temporary file renamed into place.
 //!
 //! Adding files ([`ObjectStore::add_files`]) runs in parallel (rayon) and reads each new file
 //! once: a small file is read into memory, hashed and written as its object from that buffer;
