@@ -49,6 +49,11 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// The binary with this environment's home and database, in the home folder.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
         for var in [
             "SIGHTLINE_HOME",
@@ -64,7 +69,8 @@ impl Env {
         cmd.arg("--home")
             .arg(&self.home)
             .args(["--database-url", &self.database_url]);
-        cmd.current_dir(&self.home).args(args).output().unwrap()
+        cmd.current_dir(&self.home).args(args);
+        cmd
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

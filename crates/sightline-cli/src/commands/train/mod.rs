@@ -9,8 +9,17 @@
 //!
 //! Progress: an indicatif bar on stderr; with `--json`, one JSON event per line on stdout
 //! (`start`, `batch` every [`BATCH_EVERY`] batches and at the end of each epoch, `epoch`,
-//! `done`). Ctrl-C finishes the current batch, keeps the last completed epoch, marks the
-//! experiment `stopped` and prints the `--resume` command.
+//! `done`).
+//!
+//! Ctrl-C (SIGINT): the run finishes the current batch, keeps the last completed epoch's
+//! checkpoint (`weights/last.safetensors` with the optimiser and EMA state, so `--resume`
+//! continues from the next epoch), records the experiment as `stopped` in the database, emits
+//! the `done` event (`"status": "stopped"`), prints the `--resume` command on stderr and exits
+//! with status [`EXIT_INTERRUPTED`] (130, the shell convention for SIGINT). A Ctrl-C before
+//! the experiment exists (while the data is being prepared) exits 130 with nothing written; a
+//! second Ctrl-C aborts at once (130) without recording the end (the experiment stays
+//! `running`, its last completed epoch still resumable). A Ctrl-C that arrives after the last
+//! batch of the last epoch does not undo the run: it completes and exits 0.
 
 mod data;
 mod detect;
@@ -30,6 +39,9 @@ use crate::ctx::Ctx;
 
 /// A `batch` JSON event every this many batches (and at the last batch of each epoch).
 pub const BATCH_EVERY: usize = 10;
+
+/// Exit status of a run stopped by Ctrl-C (SIGINT): 128 + 2, as shells report a SIGINT death.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Arguments of `sightline train`.
 #[derive(Debug, clap::Args)]
@@ -475,6 +487,9 @@ async fn execute(
         let p = progress.clone();
         move |b| p.batch(b)
     });
+    // Ctrl-C → stop after the current batch (installed before the data is prepared, so an
+    // early Ctrl-C is not the default SIGINT death)
+    let stopper = on_interrupt(control.clone())?;
     // prepare the task's data (decoding happens here, before the experiment exists, so a
     // refused dataset leaves nothing behind)
     let prepared = match plan.task {
@@ -506,6 +521,10 @@ async fn execute(
         );
     }
     plan.resolved.optimizer = detect::optimizer_summary(&plan, &prepared);
+    if control.stop_requested() {
+        eprintln!("interrupted before training started; no experiment was created or changed");
+        exit_interrupted(db).await;
+    }
     // the experiment folder and its record
     let (exp, id) = match &plan.resume_dir {
         Some(dir) => {
@@ -558,15 +577,6 @@ async fn execute(
             plan.resolved.names.join(", ")
         );
     }
-    // Ctrl-C → stop after the current batch
-    let stopper = {
-        let c = control.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                c.request_stop();
-            }
-        })
-    };
     let dir = exp.dir().to_path_buf();
     let handle = tokio::runtime::Handle::current();
     let result = {
@@ -653,9 +663,15 @@ async fn execute(
         },
     }));
     if status == dbx::Status::Stopped {
+        let completed = Experiment::open(&dir).map(|e| e.next_epoch()).unwrap_or(0);
         eprintln!(
-            "stopped; the last completed epoch is kept. Resume with:\n  sightline train {sub} --resume {id}"
+            "interrupted: experiment {id} stopped after {completed} of {} epochs and recorded as \
+             `stopped`; the checkpoint of epoch {completed} is kept in {} (with the optimiser and \
+             EMA state). Resume with:\n  sightline train {sub} --resume {id}",
+            plan.resolved.hyperparameters.epochs,
+            dir.join("weights").display()
         );
+        exit_interrupted(db).await;
     } else if !ctx.json {
         println!(
             "experiment {id} {status}: best epoch {} (fitness {}), weights in {}",
@@ -665,4 +681,58 @@ async fn execute(
         );
     }
     Ok(())
+}
+
+/// Listens for SIGINT: the first one asks the training loop to stop after the current batch,
+/// a second one exits at once with [`EXIT_INTERRUPTED`]. On Unix the listener is registered
+/// before this returns (no window in which SIGINT still kills the process by default).
+fn on_interrupt(control: TrainControl) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    fn first(control: &TrainControl) {
+        eprintln!(
+            "interrupt: stopping after the current batch (the last completed epoch is kept); \
+             Ctrl-C again to abort at once"
+        );
+        control.request_stop();
+    }
+    fn second() -> ! {
+        eprintln!(
+            "second interrupt: aborting now; the experiment's end is not recorded (its last \
+             completed epoch can still be resumed)"
+        );
+        std::process::exit(EXIT_INTERRUPTED)
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
+        Ok(tokio::spawn(async move {
+            if sigint.recv().await.is_some() {
+                first(&control);
+                if sigint.recv().await.is_some() {
+                    second();
+                }
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                first(&control);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    second();
+                }
+            }
+        }))
+    }
+}
+
+/// Ends the process with [`EXIT_INTERRUPTED`] after flushing stdout (the `--json` events) and
+/// closing the database connections (every write has been committed by then).
+async fn exit_interrupted(db: &sightline_db::Db) -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    db.close().await;
+    std::process::exit(EXIT_INTERRUPTED)
 }
