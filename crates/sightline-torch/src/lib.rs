@@ -47,6 +47,9 @@ pub enum CheckpointKind {
     TorchModule,
     /// A safetensors file.
     Safetensors,
+    /// A Burn record (Burnpack `.bpk`); never produced by this crate: `sightline-vision`
+    /// reads those and returns them in this form.
+    BurnRecord,
 }
 
 /// Metadata found next to the tensors. Every field is optional: what a file does not say stays

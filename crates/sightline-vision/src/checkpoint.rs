@@ -1,9 +1,10 @@
 //! Checkpoint files → models: reads any checkpoint `sightline-torch` understands (Ultralytics
-//! `.pt`, torchvision `.pth`, safetensors) and tells which task it holds.
+//! `.pt`, torchvision `.pth`, safetensors) and Burn records ([`crate::record`], recognised by
+//! their magic bytes), and tells which task it holds.
 
 use std::path::Path;
 
-pub use sightline_torch::Checkpoint;
+pub use sightline_torch::{Checkpoint, CheckpointKind};
 
 use crate::error::{Result, VisionError};
 use crate::weights::{NamedTensor, TensorMap};
@@ -17,8 +18,12 @@ pub enum Task {
     Classify,
 }
 
-/// Reads a checkpoint file.
+/// Reads a checkpoint file: a Burn record (as [`crate::record::read_record`]) or anything
+/// `sightline-torch` reads.
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
+    if crate::record::is_record_file(path) {
+        return crate::record::read_record(path);
+    }
     sightline_torch::load(path).map_err(|e| VisionError::Checkpoint {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -7,6 +7,7 @@
 //! - [`preprocess`], [`postprocess`], [`segment`]: the segmentation inference pipeline
 //!   ([`segment::Segmenter`]).
 //! - [`checkpoint`]: checkpoint files → tensors and task.
+//! - [`record`]: Burn's own record format (Burnpack `.bpk`) for our models.
 
 pub mod backend;
 pub mod checkpoint;
@@ -16,6 +17,7 @@ pub mod mobilenet;
 pub mod overlay;
 pub mod postprocess;
 pub mod preprocess;
+pub mod record;
 pub mod segment;
 pub mod weights;
 pub mod yolo;
