@@ -5,6 +5,29 @@
 //! pure-Rust `flex` CPU backend; CUDA is available with the `cuda` cargo feature of this crate
 //! (CubeCL compiles its kernels at run time). A new backend is one more [`BackendKind`] variant
 //! and one arm in [`BackendKind::device`].
+//!
+//! ## Building with CUDA
+//!
+//! On a machine with the NVIDIA driver and internet access:
+//!
+//! ```text
+//! cargo build --release --features cuda      # sightline-cli forwards it to this crate
+//! sightline predict --device cuda:0 …          # or train --device cuda
+//! ```
+//!
+//! (from the workspace root; `-p sightline-vision --features cuda` builds the library alone).
+//! Internet is needed at build time: Burn's `cuda` backend pulls `cubecl-cuda` 0.11, which
+//! depends on `cubecl-llvm`, whose build script (`tracel-llvm-bundler`) downloads a prebuilt
+//! LLVM 23 bundle from GitHub; no cubecl release avoids it. Kernels themselves are compiled at
+//! run time by CubeCL.
+//!
+//! Without internet (CI, this project's build machines) the feature can only be
+//! **type-checked**: with `DOCS_RS=1` the native build scripts (the LLVM bundler among them)
+//! skip their downloads, and `DOCS_RS=1 cargo check -p sightline-vision --features cuda`
+//! checks every `cfg(feature = "cuda")` path against the real Burn/CubeCL APIs; what such a
+//! build produces cannot link, so nothing is built or run with CUDA there. `.ci/run` does not run
+//! this check: from a cold cache it takes about 13 minutes on the 2-core build machine (over 5
+//! even on idle cores; docs/perf.md, "Build"), so run it by hand after touching CUDA code.
 
 use std::fmt;
 use std::str::FromStr;
