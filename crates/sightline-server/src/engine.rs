@@ -10,7 +10,7 @@
 //!   is recorded in the slot status.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -19,7 +19,8 @@ use arc_swap::ArcSwapOption;
 use image::DynamicImage;
 use serde::Serialize;
 use sightline_core::Task;
-use sightline_registry::{Bundle, ModelVersion, bundle::safe_relative};
+use sightline_registry::bundle::BundleStore;
+use sightline_registry::{Bundle, ModelVersion};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::infer::{InferError, InspectModel, ModelLoader, ModelOutput};
@@ -136,12 +137,13 @@ pub struct Engine {
     slots: RwLock<HashMap<(String, Task), Arc<Slot>>>,
     loader: Arc<dyn ModelLoader>,
     batch: BatchConfig,
-    artifacts: PathBuf,
+    bundles: BundleStore,
     metrics: Arc<Metrics>,
 }
 
 impl Engine {
-    /// A new engine; bundles are resolved under `artifacts`.
+    /// A new engine; bundles are opened in place under the local folder `artifacts` (see
+    /// [`Engine::with_bundle_store`] for another store).
     pub fn new(
         loader: Arc<dyn ModelLoader>,
         batch: BatchConfig,
@@ -152,9 +154,16 @@ impl Engine {
             slots: RwLock::new(HashMap::new()),
             loader,
             batch,
-            artifacts,
+            bundles: BundleStore::local(artifacts),
             metrics,
         }
+    }
+
+    /// Take bundles from `bundles` (e.g. an S3 store with a local cache): each deployment
+    /// fetches and verifies the bundle before the loader sees it.
+    pub fn with_bundle_store(mut self, bundles: BundleStore) -> Self {
+        self.bundles = bundles;
+        self
     }
 
     /// The slot of a project + task, if one exists.
@@ -259,12 +268,15 @@ impl Engine {
             st.loading_id = Some(version.id);
         }
         let loader = self.loader.clone();
-        let artifacts = self.artifacts.clone();
         let v = version.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_and_warm(&*loader, &artifacts, &v))
-            .await
-            .map_err(|e| format!("loader task failed: {e}"))
-            .and_then(|r| r);
+        // Fetched (remote store) and verified against bundle.json before the loader sees it.
+        let loaded = match self.bundles.open_version(&version).await {
+            Ok(bundle) => tokio::task::spawn_blocking(move || load_and_warm(&*loader, &bundle, &v))
+                .await
+                .map_err(|e| format!("loader task failed: {e}"))
+                .and_then(|r| r),
+            Err(e) => Err(e.to_string()),
+        };
         let mut st = slot.status.lock().ok();
         if let Some(st) = st.as_deref_mut() {
             st.loading_id = None;
@@ -313,16 +325,9 @@ impl Engine {
 
 fn load_and_warm(
     loader: &dyn ModelLoader,
-    artifacts: &Path,
+    bundle: &Bundle,
     version: &ModelVersion,
 ) -> Result<Arc<dyn InspectModel>, String> {
-    let rel = safe_relative(&version.bundle_dir).ok_or_else(|| {
-        format!(
-            "bundle path `{}` is not inside the artifact store",
-            version.bundle_dir
-        )
-    })?;
-    let bundle = Bundle::open(&artifacts.join(rel)).map_err(|e| e.to_string())?;
     if bundle.manifest.task != version.task || bundle.manifest.version != version.version {
         return Err(format!(
             "bundle {} holds {} v{}, not {}",
@@ -332,7 +337,7 @@ fn load_and_warm(
             version.display_name()
         ));
     }
-    let model = loader.load(&bundle).map_err(|e| e.to_string())?;
+    let model = loader.load(bundle).map_err(|e| e.to_string())?;
     if model.task() != version.task {
         return Err(format!(
             "the loaded model performs {}, the registry says {}",
