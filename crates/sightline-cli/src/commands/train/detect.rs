@@ -271,7 +271,8 @@ pub(crate) fn train(
             let start = init_classifier(Some(variant), nc, &from, &device)?;
             if let Some((theirs, ours)) = start.head_replaced {
                 eprintln!(
-                    "classifier head re-initialised: the starting weights have {theirs} classes,                      this run {ours}"
+                    "classifier head re-initialised: the starting weights have {theirs} classes, \
+                     this run {ours}"
                 );
             }
             let run = cls_run_config(h, p.train.len(), nc);
@@ -316,4 +317,42 @@ pub(crate) fn train(
         }
         _ => bail!("internal error: prepared data of another task"),
     }
+}
+
+/// Writes `weights/<name>.bpk` (Burn's Burnpack record, [`sightline_vision::record`]) beside
+/// each `weights/<name>.safetensors` the experiment has (`last`, `best`). Returns the files.
+pub(crate) fn save_records(
+    task: Task,
+    exp: &Experiment,
+    names: &[String],
+) -> anyhow::Result<Vec<PathBuf>> {
+    use sightline_vision::backend::Device;
+    use sightline_vision::mobilenet::{MobileNetV3, MobileNetV3Config};
+    use sightline_vision::record;
+    use sightline_vision::yolo::YoloV8Seg;
+    let device = Device::flex();
+    let mut written = Vec::new();
+    for name in ["last", "best"] {
+        let from = exp.weights_path(name);
+        if !from.is_file() {
+            continue;
+        }
+        let to = from.with_extension(record::EXTENSION);
+        let map = TensorMap::from_safetensors_file(&from)
+            .with_context(|| format!("reading {}", from.display()))?;
+        match task {
+            Task::Segment => {
+                let cfg = YoloV8SegConfig::infer(&map)?;
+                let model = YoloV8Seg::load(&cfg, &map, &device)?;
+                record::save_detector(&model, &cfg, names, &to)?;
+            }
+            Task::Classify => {
+                let cfg = MobileNetV3Config::infer(&map)?;
+                let model = MobileNetV3::load(&cfg, &map, &device)?;
+                record::save_classifier(&model, &cfg, names, &to)?;
+            }
+        }
+        written.push(to);
+    }
+    Ok(written)
 }

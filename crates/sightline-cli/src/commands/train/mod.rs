@@ -4,7 +4,8 @@
 //! hyperparameters), the project's labels from the database (the project must have been
 //! applied), a dataset version (`--dataset`, default the project's latest), and CLI overrides.
 //! Output: `<artifacts>/experiments/<timestamp>/` (`config.json`, `metrics.json`,
-//! `weights/{last,best}.safetensors` + optimiser/EMA state, `summary.json`) and the
+//! `weights/{last,best}.safetensors` + optimiser/EMA state, `summary.json`; with
+//! `--save-record` also `weights/{last,best}.bpk`, Burn's Burnpack records) and the
 //! `experiments` / `experiment_epochs` rows in the database.
 //!
 //! Progress: an indicatif bar on stderr; with `--json`, one JSON event per line on stdout
@@ -100,6 +101,11 @@ pub struct TrainArgs {
     /// Continue a stopped or interrupted experiment: its id (folder name) or folder.
     #[arg(long, value_name = "EXPERIMENT")]
     pub resume: Option<String>,
+    /// Also write `weights/last.bpk` and `weights/best.bpk`, Burn's own record format
+    /// (Burnpack), when the run ends (completed or stopped); every command that takes a
+    /// checkpoint loads them.
+    #[arg(long)]
+    pub save_record: bool,
 }
 
 /// Everything a run was configured with, stored as `config.json`'s `config` and in the
@@ -644,6 +650,17 @@ async fn execute(
     )
     .await?;
     let ended = result.with_context(|| format!("experiment {id} failed"))?;
+    let records = if a.save_record {
+        let exp = Experiment::open(&dir)?;
+        let names = plan.resolved.names.clone();
+        let task = plan.task;
+        tokio::task::spawn_blocking(move || detect::save_records(task, &exp, &names))
+            .await
+            .context("the record writer panicked")?
+            .context("writing the Burn records")?
+    } else {
+        Vec::new()
+    };
     let _ = ended.best_fitness;
     let sub = match plan.task {
         Task::Segment => "detector",
@@ -661,6 +678,7 @@ async fn execute(
             "last": dir.join("weights/last.safetensors"),
             "best": dir.join("weights/best.safetensors"),
         },
+        "records": records,
     }));
     if status == dbx::Status::Stopped {
         let completed = Experiment::open(&dir).map(|e| e.next_epoch()).unwrap_or(0);
