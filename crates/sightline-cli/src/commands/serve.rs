@@ -44,6 +44,9 @@ pub struct Args {
     /// Inspections per project in the NG-ratio rolling window.
     #[arg(long, default_value_t = 100)]
     pub ng_window: usize,
+    /// Training jobs (`POST /projects/{p}/experiments`) running at once; others wait queued.
+    #[arg(long, default_value_t = 1)]
+    pub max_jobs: usize,
 }
 
 /// Run the command.
@@ -53,12 +56,19 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the artifact folder {}", artifacts.display()))?;
     let opts = ServeOptions {
         addr: args.addr,
-        database_url,
+        database_url: database_url.clone(),
         config: ServerConfig {
             max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
             artifacts,
             ng_window: args.ng_window,
             home: ctx.home.clone(),
+            // training jobs run this same binary (`sightline --json train …`) as children
+            trainer: Some(
+                std::env::current_exe()
+                    .context("cannot locate the sightline executable for training jobs")?,
+            ),
+            trainer_env: trainer_env(ctx, &database_url),
+            max_jobs: args.max_jobs.max(1),
         },
         tokens: args.tokens,
         batch: BatchConfig {
@@ -75,4 +85,24 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// The settings a training child must share with the server, as the environment variables the
+/// CLI reads (the database URL stays out of the process list this way). Home and artifact
+/// root are added by the server itself.
+fn trainer_env(ctx: &Ctx, database_url: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "SIGHTLINE_DATABASE_URL".to_string(),
+            database_url.to_string(),
+        ),
+        (
+            "SIGHTLINE_WEIGHTS_DIR".to_string(),
+            ctx.settings.weights_dir.display().to_string(),
+        ),
+    ];
+    if let Some(f) = &ctx.settings.config_file {
+        env.push(("SIGHTLINE_CONFIG".to_string(), f.display().to_string()));
+    }
+    env
 }
