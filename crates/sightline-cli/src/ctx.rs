@@ -85,6 +85,22 @@ impl Ctx {
             .context("opening the artifact store")
     }
 
+    /// Open the model registry over the database and the configured artifact store: bundles in
+    /// the local artifact folder (opened in place), or in S3 with verified copies cached under
+    /// `<home>/cache/bundles`.
+    pub async fn registry(&self) -> anyhow::Result<sightline_registry::Registry> {
+        let db = self.db().await?;
+        Ok(match &self.settings.artifacts {
+            sightline_core::ArtifactSettings::Local { root } => {
+                sightline_registry::Registry::new(db, root.clone())
+            }
+            sightline_core::ArtifactSettings::S3(_) => {
+                sightline_registry::Registry::new(db, self.home.join("artifacts"))
+                    .with_store(self.store()?, self.home.join("cache").join("bundles"))
+            }
+        })
+    }
+
     /// Print a value as pretty JSON on stdout.
     pub fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(value)?);

@@ -62,8 +62,7 @@ pub fn locations(ctx: &Ctx) -> anyhow::Result<(String, PathBuf)> {
 
 /// Open the registry of the context.
 pub async fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
-    let (_, artifacts) = locations(ctx)?;
-    Ok(Registry::new(ctx.db().await?, artifacts))
+    ctx.registry().await
 }
 
 /// Run the command.
