@@ -89,15 +89,28 @@ impl Ctx {
     /// the local artifact folder (opened in place), or in S3 with verified copies cached under
     /// `<home>/cache/bundles`.
     pub async fn registry(&self) -> anyhow::Result<sightline_registry::Registry> {
-        let db = self.db().await?;
+        let (artifacts, bundles) = self.bundle_store()?;
+        Ok(
+            sightline_registry::Registry::new(self.db().await?, artifacts)
+                .with_bundle_store(bundles),
+        )
+    }
+
+    /// The local artifact folder (the store's root, or `<home>/artifacts` beside an S3 store,
+    /// for files the server keeps locally) and where deployment bundles live: in place in a
+    /// local store, or in S3 with verified copies cached under `<home>/cache/bundles`.
+    pub fn bundle_store(
+        &self,
+    ) -> anyhow::Result<(PathBuf, sightline_registry::bundle::BundleStore)> {
+        use sightline_registry::bundle::BundleStore;
         Ok(match &self.settings.artifacts {
             sightline_core::ArtifactSettings::Local { root } => {
-                sightline_registry::Registry::new(db, root.clone())
+                (root.clone(), BundleStore::local(root.clone()))
             }
-            sightline_core::ArtifactSettings::S3(_) => {
-                sightline_registry::Registry::new(db, self.home.join("artifacts"))
-                    .with_store(self.store()?, self.home.join("cache").join("bundles"))
-            }
+            sightline_core::ArtifactSettings::S3(_) => (
+                self.home.join("artifacts"),
+                BundleStore::new(self.store()?, self.home.join("cache").join("bundles")),
+            ),
         })
     }
 

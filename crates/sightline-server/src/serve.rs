@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sightline_db::Db;
 use sightline_registry::Registry;
+use sightline_registry::bundle::BundleStore;
 
 use crate::engine::{BatchConfig, Engine};
 use crate::infer::ModelLoader;
@@ -112,10 +113,21 @@ impl Running {
 
 /// Connect, deploy the `production` aliases (in the background), start watching aliases
 /// (LISTEN/NOTIFY on PostgreSQL plus polling, see [`crate::notify`]) and accept HTTP connections.
-/// Returns once the listener is bound.
+/// Bundles are opened in place under `opts.config.artifacts`. Returns once the listener is bound.
 pub async fn start(
     opts: ServeOptions,
     loader: Arc<dyn ModelLoader>,
+) -> Result<Running, ServeError> {
+    let bundles = BundleStore::local(opts.config.artifacts.clone());
+    start_with_bundles(opts, loader, bundles).await
+}
+
+/// [`start`] with bundles taken from `bundles` (e.g. an S3 artifact store: each deployment
+/// fetches the bundle into the store's cache and verifies it before loading).
+pub async fn start_with_bundles(
+    opts: ServeOptions,
+    loader: Arc<dyn ModelLoader>,
+    bundles: BundleStore,
 ) -> Result<Running, ServeError> {
     let tokens = Tokens::parse(&opts.tokens).map_err(ServeError::Tokens)?;
     if tokens.is_open() {
@@ -124,12 +136,10 @@ pub async fn start(
     let db = Db::connect(&opts.database_url).await?;
     let artifacts: PathBuf = opts.config.artifacts.clone();
     let metrics = Arc::new(Metrics::default());
-    let engine = Arc::new(Engine::new(
-        loader,
-        opts.batch,
-        artifacts.clone(),
-        metrics.clone(),
-    ));
+    let engine = Arc::new(
+        Engine::new(loader, opts.batch, artifacts.clone(), metrics.clone())
+            .with_bundle_store(bundles.clone()),
+    );
     let (log, writer) = match opts.log_queue {
         Some(cap) => {
             let (q, w) = LogQueue::start(db.clone(), artifacts.clone(), cap, metrics.clone());
@@ -138,7 +148,7 @@ pub async fn start(
         None => (None, None),
     };
     let state = AppState::new(
-        Registry::new(db.clone(), artifacts),
+        Registry::new(db.clone(), artifacts).with_bundle_store(bundles),
         log.clone(),
         engine,
         metrics,
@@ -194,7 +204,17 @@ pub async fn start(
 /// Run until a shutdown signal (Ctrl-C, SIGTERM); the bound address is printed to stdout as
 /// `listening on http://ADDR` once the server accepts connections.
 pub async fn serve(opts: ServeOptions, loader: Arc<dyn ModelLoader>) -> Result<(), ServeError> {
-    let running = start(opts, loader).await?;
+    let bundles = BundleStore::local(opts.config.artifacts.clone());
+    serve_with_bundles(opts, loader, bundles).await
+}
+
+/// [`serve`] with bundles taken from `bundles` (see [`start_with_bundles`]).
+pub async fn serve_with_bundles(
+    opts: ServeOptions,
+    loader: Arc<dyn ModelLoader>,
+    bundles: BundleStore,
+) -> Result<(), ServeError> {
+    let running = start_with_bundles(opts, loader, bundles).await?;
     println!("listening on http://{}", running.addr());
     shutdown_signal().await;
     running.stop().await

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use sightline_server::serve::{ServeOptions, serve};
+use sightline_server::serve::{ServeOptions, serve_with_bundles};
 use sightline_server::{BatchConfig, ServerConfig};
 
-use super::register::locations;
 use crate::ctx::Ctx;
 
 /// Arguments of `sightline serve`.
@@ -51,7 +50,8 @@ pub struct Args {
 
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
-    let (database_url, artifacts) = locations(ctx)?;
+    let database_url = ctx.settings.database_url.clone();
+    let (artifacts, bundles) = ctx.bundle_store()?;
     std::fs::create_dir_all(&artifacts)
         .with_context(|| format!("cannot create the artifact folder {}", artifacts.display()))?;
     let opts = ServeOptions {
@@ -79,9 +79,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         log_queue: (!args.no_request_log).then_some(args.log_queue),
         poll_interval: Duration::from_millis(args.poll_ms),
     };
-    serve(
+    serve_with_bundles(
         opts,
         Arc::new(sightline_server::vision::VisionLoader::new()),
+        bundles,
     )
     .await?;
     Ok(())
