@@ -40,7 +40,6 @@ use serde::{Deserialize, Serialize};
 use sightline_core::Task;
 use sightline_core::manifest::Weights;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::Semaphore;
 use utoipa::OpenApi;
 
 use crate::AppState;
@@ -237,17 +236,21 @@ struct Launch {
     dir: PathBuf,
 }
 
-#[derive(Default)]
 struct Table {
     jobs: HashMap<String, Job>,
     /// Ids, oldest first.
     order: VecDeque<String>,
+    /// Jobs waiting for a slot, in submission order (cancelled ones are skipped).
+    queue: VecDeque<(String, Launch)>,
+    /// Trainers running now.
+    running: usize,
+    /// Most trainers at once.
+    max: usize,
     shutting_down: bool,
 }
 
 struct JobsInner {
     table: Mutex<Table>,
-    slots: Arc<Semaphore>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -268,8 +271,14 @@ impl Jobs {
     pub fn new(max_concurrent: usize) -> Self {
         Self {
             inner: Arc::new(JobsInner {
-                table: Mutex::new(Table::default()),
-                slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+                table: Mutex::new(Table {
+                    jobs: HashMap::new(),
+                    order: VecDeque::new(),
+                    queue: VecDeque::new(),
+                    running: 0,
+                    max: max_concurrent.max(1),
+                    shutting_down: false,
+                }),
                 tasks: Mutex::new(Vec::new()),
             }),
         }
@@ -306,7 +315,14 @@ impl Jobs {
             .collect()
     }
 
-    fn insert(&self, job: Job) -> Result<(), ApiError> {
+    /// Accept a job: queued, then started in submission order as slots free up.
+    fn submit(&self, job: Job, launch: Launch) -> Result<(), ApiError> {
+        self.insert(job, launch)?;
+        self.pump();
+        Ok(())
+    }
+
+    fn insert(&self, job: Job, launch: Launch) -> Result<(), ApiError> {
         let mut t = self.table();
         if t.shutting_down {
             return Err(ApiError::Unavailable(
@@ -331,43 +347,53 @@ impl Jobs {
             }
         }
         t.order.push_back(job.id.clone());
+        t.queue.push_back((job.id.clone(), launch));
         t.jobs.insert(job.id.clone(), job);
         Ok(())
     }
 
-    fn spawn(&self, id: String, launch: Launch) {
-        let jobs = self.clone();
-        let handle = tokio::spawn(async move { jobs.run(id, launch).await });
-        let mut tasks = self
-            .inner
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tasks.retain(|h| !h.is_finished());
-        tasks.push(handle);
+    /// Start queued jobs (oldest first) while slots are free.
+    fn pump(&self) {
+        let mut start = Vec::new();
+        {
+            let mut t = self.table();
+            while t.running < t.max && !t.shutting_down {
+                let Some((id, launch)) = t.queue.pop_front() else {
+                    break;
+                };
+                let Some(j) = t.jobs.get_mut(&id) else {
+                    continue;
+                };
+                if j.status != JobStatus::Queued {
+                    continue;
+                }
+                j.status = JobStatus::Running;
+                j.started_at = Some(Utc::now());
+                t.running += 1;
+                start.push((id, launch));
+            }
+        }
+        for (id, launch) in start {
+            let jobs = self.clone();
+            let handle = tokio::spawn(async move {
+                jobs.run(id, launch).await;
+                {
+                    let mut t = jobs.table();
+                    t.running = t.running.saturating_sub(1);
+                }
+                jobs.pump();
+            });
+            let mut tasks = self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tasks.retain(|h| !h.is_finished());
+            tasks.push(handle);
+        }
     }
 
     async fn run(&self, id: String, launch: Launch) {
-        let Ok(_slot) = self.inner.slots.clone().acquire_owned().await else {
-            return;
-        };
-        // cancelled while queued (or the server is shutting down)?
-        {
-            let mut t = self.table();
-            let shutting_down = t.shutting_down;
-            let Some(j) = t.jobs.get_mut(&id) else {
-                return;
-            };
-            if j.status != JobStatus::Queued {
-                return;
-            }
-            if shutting_down {
-                finish(j, JobStatus::Cancelled, Some("the server shut down".into()));
-                return;
-            }
-            j.status = JobStatus::Running;
-            j.started_at = Some(Utc::now());
-        }
         let mut cmd = tokio::process::Command::new(&launch.exe);
         cmd.args(&launch.args)
             .current_dir(&launch.dir)
@@ -533,6 +559,7 @@ impl Jobs {
         let running: Vec<String> = {
             let mut t = self.table();
             t.shutting_down = true;
+            t.queue.clear();
             t.jobs
                 .values()
                 .filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running))
@@ -997,8 +1024,7 @@ pub async fn start_experiment(
         started_at: None,
         finished_at: None,
     };
-    state.jobs().insert(job.clone())?;
-    state.jobs().spawn(id.clone(), launch);
+    state.jobs().submit(job.clone(), launch)?;
     let location = HeaderValue::from_str(&format!("/jobs/{id}"))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let current = state.jobs().get(&id).unwrap_or(job);

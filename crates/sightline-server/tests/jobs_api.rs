@@ -328,6 +328,41 @@ async fn scenario(t: TestDb) {
         assert_eq!(v[0]["id"], id.as_str());
         let (_, v) = get(&bad, "/jobs?project=other").await;
         assert_eq!(v, json!([]));
+
+        // one slot: jobs start in submission order, a queued one is cancelled at once, a
+        // running one by SIGINT (this stand-in dies of it; the real trainer's clean stop is
+        // tested in the sightline binary tests)
+        let slow = tmp.path().join("slow-trainer.sh");
+        std::fs::write(&slow, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let st = state(&t, &home, Some(slow));
+        let (_, a) = post(&st, EP, ENG, body).await;
+        let (_, b) = post(&st, EP, ENG, body).await;
+        assert_eq!(a["status"], "running", "{a}");
+        assert_eq!(b["status"], "queued", "{b}");
+        let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+        let (s, v) = post(&st, &format!("/jobs/{b}/cancel"), Some("viewer-secret"), "").await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        let (s, v) = post(&st, &format!("/jobs/{b}/cancel"), ENG, "").await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["status"], "cancelled", "{v}");
+        assert_eq!(v["error"], "cancelled by eng1", "{v}");
+        for _ in 0..100 {
+            if get(&st, &format!("/jobs/{a}")).await.1["pid"].is_u64() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (s, v) = post(&st, &format!("/jobs/{a}/cancel"), ENG, "").await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["cancel_requested"], true, "{v}");
+        let v = wait_ended(&st, a).await;
+        assert_eq!(v["status"], "cancelled", "{v}");
+        assert!(v["exit_code"].is_null(), "killed by the signal: {v}");
+        assert_eq!(
+            get(&st, &format!("/jobs/{b}")).await.1["status"],
+            "cancelled"
+        );
     }
 }
 
