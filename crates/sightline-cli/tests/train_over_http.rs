@@ -208,6 +208,26 @@ fn classifier_trained_over_http() {
     );
 }
 
+/// The server and its trainer child share a PostgreSQL database (the URL reaches the child
+/// through SIGHTLINE_DATABASE_URL).
+#[tokio::test(flavor = "multi_thread")]
+async fn classifier_trained_over_http_on_postgres() {
+    let t = sightline_db::testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 must be reachable");
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(tmp.path(), Some(t.url.clone()), "classifier");
+    let (_server, _addr, exp) = tokio::task::spawn_blocking(move || {
+        let r = train_once(&env);
+        drop(env);
+        r
+    })
+    .await
+    .unwrap();
+    let row = sightline_db::experiments::get(&t.db, &exp).await.unwrap();
+    assert_eq!(row.map(|r| r.status.as_str()), Some("completed"));
+}
+
 #[test]
 fn cancel_and_shutdown_stop_the_trainer() {
     let tmp = tempfile::tempdir().unwrap();
