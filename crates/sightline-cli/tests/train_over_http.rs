@@ -1,7 +1,8 @@
 //! Training started over HTTP against the real `sightline serve`: `POST
 //! /projects/tiny/experiments` runs `sightline --json train …` as a child of the server on the
 //! tiny synthetic data set (64 px, 1 epoch; the classifier, the detector, and the classifier
-//! again from the first run's best checkpoint by experiment id), `GET /jobs/{id}` follows it to
+//! again from the first run's best checkpoint by experiment id and as a registered model
+//! version), `GET /jobs/{id}` follows it to
 //! `succeeded`, and the experiment with its per-epoch metrics is read back through
 //! `GET /experiments/{id}`.
 //! Cancelling: a second job waits `queued` behind the first (one slot) and is cancelled at once;
@@ -206,6 +207,44 @@ fn classifier_trained_over_http() {
             .is_some_and(|w| w.ends_with(&format!("{exp}/weights/best.safetensors"))),
         "{e:#}"
     );
+
+    // ... and from a registered model version (`model:<id>`): the registry's verified bundle
+    let best = env
+        .experiments()
+        .join(&exp)
+        .join("weights/best.safetensors");
+    let mv: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "register",
+        "--config",
+        "tiny.yaml",
+        "--checkpoint",
+        best.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let mv_id = mv["id"].as_i64().unwrap();
+    let (s, job) = post(
+        &addr,
+        "/projects/tiny/experiments",
+        &format!(
+            r#"{{"task": "classifier", "epochs": 1, "imgsz": 64, "weights": "model:{mv_id}"}}"#
+        ),
+    );
+    assert_eq!(s, 202, "{job}");
+    let job = wait_for(&addr, job["id"].as_str().unwrap(), "end", ended);
+    assert_eq!(job["status"], "succeeded", "{job:#}");
+    let e = get(&addr, job["experiment_url"].as_str().unwrap());
+    let file = e["config"]["weights_file"].as_str().unwrap();
+    assert!(
+        file.contains(mv["bundle_dir"].as_str().unwrap()),
+        "{file} vs {mv:#}"
+    );
+    let (s, v) = post(
+        &addr,
+        "/projects/tiny/experiments",
+        &format!(r#"{{"task": "detector", "weights": "model:{mv_id}"}}"#),
+    );
+    assert_eq!(s, 400, "a classifier version for the detector: {v}");
 }
 
 /// The server and its trainer child share a PostgreSQL database (the URL reaches the child

@@ -11,7 +11,8 @@
 //! No value of a request names a file: the manifest is the project's stored manifest text,
 //! written into the job folder inside the data dir; the dataset version is resolved against the
 //! database; starting weights are `none`, `imagenet` (the trainer looks in its weights folder)
-//! or an experiment id of the same project and task, whose folder the database records.
+//! an experiment id of the same project and task, whose folder the database records, or
+//! `model:<id>`, a registered model version whose bundle the registry verifies.
 //!
 //! Jobs live in memory ([`Jobs`]): at most [`crate::ServerConfig::max_jobs`] run at once, the
 //! others wait `queued`. `POST /jobs/{id}/cancel` sends SIGINT to the trainer, which finishes
@@ -125,8 +126,9 @@ pub struct StartExperiment {
     #[serde(default)]
     pub seed: Option<u64>,
     /// Starting weights: `none`, `imagenet` (classifier; the file must be in the server's
-    /// weights folder), or the id of an experiment of this project and task (its best
-    /// checkpoint). Default: the manifest's `weights` when it is `none` or `imagenet`.
+    /// weights folder), the id of an experiment of this project and task (its best
+    /// checkpoint), or `model:<id>` (a registered model version's bundle weights). Default:
+    /// the manifest's `weights` when it is `none` or `imagenet`.
     #[serde(default)]
     pub weights: Option<String>,
     /// Compute device: `cpu` (default), `cuda` or `cuda:N`.
@@ -150,7 +152,7 @@ pub struct JobParams {
     pub batch_size: Option<u32>,
     /// Seed override.
     pub seed: Option<u64>,
-    /// Starting weights as requested (`none`, `imagenet` or an experiment id); `None`: the
+    /// Starting weights as requested (`none`, `imagenet`, an experiment id or `model:<id>`); `None`: the
     /// manifest's.
     pub weights: Option<String>,
     /// Device.
@@ -796,9 +798,9 @@ fn resolve_dataset(
     }
 }
 
-/// The `--weights` value for the trainer: `none`, `imagenet`, or the best checkpoint of an
+/// The `--weights` value for the trainer: `none`, `imagenet`, the best checkpoint of an
 /// experiment of the same project and task (a folder the database records, inside the
-/// artifact root).
+/// artifact root), or a registered model version's verified bundle weights (`model:<id>`).
 async fn resolve_weights(
     state: &AppState,
     project: &str,
@@ -813,7 +815,7 @@ async fn resolve_weights(
         (None, Some(Weights::Path(p))) => {
             return Err(ApiError::Conflict(format!(
                 "the manifest's starting weights are a file path ({}), which the server does not \
-                 open for runs started over HTTP; pass `weights`: none, imagenet or an experiment id",
+                 open for runs started over HTTP; pass `weights`: none, imagenet, an experiment id or model:<id>",
                 p.display()
             )));
         }
@@ -830,13 +832,36 @@ async fn resolve_weights(
         "imagenet" => return Ok(w),
         _ => {}
     }
+    if let Some(mv) = w.strip_prefix("model:") {
+        let mv: i64 = mv.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`model:<id>` takes a model version id (a number), got `{w}`"
+            ))
+        })?;
+        let m = state.registry().get(mv).await?;
+        if m.project != project {
+            return Err(ApiError::NotFound(format!(
+                "project `{project}` has no model version {mv}"
+            )));
+        }
+        if m.task != task {
+            return Err(ApiError::BadRequest(format!(
+                "model version {mv} is a {} model, not a {}",
+                m.task,
+                task.as_str()
+            )));
+        }
+        // the registry's own bundle (verified against its recorded checksums)
+        let bundle = state.registry().fetch_bundle(&m).await?;
+        return Ok(bundle.weights_path().display().to_string());
+    }
     let valid_id = !w.is_empty()
         && w.len() <= 64
         && w.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid_id {
         return Err(ApiError::BadRequest(format!(
-            "weights must be `none`, `imagenet` or an experiment id (got `{w}`)"
+            "weights must be `none`, `imagenet`, an experiment id or `model:<id>` (got `{w}`)"
         )));
     }
     let db = state.registry().db();

@@ -243,6 +243,22 @@ async fn scenario(t: TestDb) {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     assert!(message(&v).contains("no experiment"), "{v}");
+    let (s, v) = post(
+        &no_trainer,
+        EP,
+        ENG,
+        r#"{"task": "classifier", "weights": "model:v1"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = post(
+        &no_trainer,
+        EP,
+        ENG,
+        r#"{"task": "classifier", "weights": "model:4242"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 
     // a valid request on a server without a trainer executable → 503, nothing written
     let (s, v) = post(
