@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sightline_datasets::labels::{self, LabelPolicy};
-use sightline_datasets::split::Ratios;
-use sightline_datasets::version::{CreateOptions, Repo, VersionMeta};
-use sightline_datasets::{Format, source, validate};
+use sightline_datasets::version::{Repo, VersionMeta};
+use sightline_datasets::{Format, source};
+use sightline_feedback::ingest::{IngestOptions, Ingested};
 
 use crate::ctx::Ctx;
 
@@ -346,17 +345,6 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
     };
     let project = a.project.project.clone();
     let db = ctx.db().await?;
-    let project_labels = sightline_db::projects::labels(&db, &project)
-        .await
-        .with_context(|| {
-            format!("project {project:?} (create it with `sightline project apply`)")
-        })?;
-    let policy = LabelPolicy {
-        map: LabelPolicy::parse_maps(&a.maps)?,
-        drop_unknown: a.drop_unknown,
-    };
-    let ratios = Ratios::parse(&a.split)?;
-    let repo = repo(ctx, &project)?;
     let bar = indicatif::ProgressBar::hidden();
     if source::is_url(&src) && !ctx.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -367,72 +355,42 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
     }
-    let prepared = source::prepare(
-        &src,
-        &repo.work_dir(),
-        a.sha256.as_deref(),
-        &mut |done, total| {
+    let progress = {
+        let bar = bar.clone();
+        Box::new(move |done, total: Option<u64>| {
             if let Some(t) = total {
                 bar.set_length(t);
             }
             bar.set_position(done);
-        },
-    )
-    .with_context(|| format!("source {}", src))?;
-    bar.finish_and_clear();
-    let format = match a.format {
-        Some(f) => f,
-        None => sightline_datasets::detect_format(&prepared.root)?,
+        })
     };
-    let mut imported = sightline_datasets::read(&prepared.root, format)
-        .with_context(|| format!("reading {} as {format}", src))?;
-    let warnings = validate::check(&mut imported, a.strict, true)
-        .context("validation failed; nothing was written")?;
-    let report = labels::apply(&mut imported.dataset, &project_labels, &policy)
-        .context("label mapping failed; nothing was written")?;
-    let mut notes = imported.notes.clone();
-    notes.extend(warnings.iter().map(|w| w.to_string()));
-    for (l, n) in &report.dropped_instances {
-        notes.push(format!("dropped {n} instance(s) of unknown label {l:?}"));
-    }
-    for (l, n) in &report.dropped_image_labels {
-        notes.push(format!("dropped {n} image label(s) {l:?}"));
-    }
-    for (m, n) in &report.renamed {
-        notes.push(format!("mapped {m} ({n}x)"));
-    }
-    let (v, created) = repo.create(
-        imported,
-        CreateOptions {
-            parent: a.parent.clone(),
+    let done = sightline_feedback::ingest::ingest(
+        &db,
+        &ctx.home,
+        &project,
+        IngestOptions {
+            src,
+            source_label: None,
+            format: a.format,
+            maps: a.maps.clone(),
+            drop_unknown: a.drop_unknown,
+            strict: a.strict,
             message: a.message.clone(),
             author: a.author.clone(),
-            ratios,
-            source: src.clone(),
-            format: Some(format),
-            notes: notes.clone(),
+            sha256: a.sha256.clone(),
+            split: a.split.clone(),
+            parent: a.parent.clone(),
         },
-    )?;
-    let stats = serde_json::to_value(&v.stats)?;
-    sightline_db::datasets::insert(
-        &db,
-        &project,
-        &sightline_db::datasets::NewDatasetVersion {
-            id: &v.id,
-            parent_id: v.parent.as_deref(),
-            message: &v.message,
-            author: &v.author,
-            stats,
-            source: &v.source,
-            format: v.format.map(|f| f.as_str()),
-            nfiles: i64::try_from(v.nfiles)?,
-            size_bytes: i64::try_from(v.size)?,
-            images: i64::try_from(v.stats.images)?,
-            instances: i64::try_from(v.stats.instances)?,
-            notes: &v.notes,
-        },
+        progress,
     )
-    .await?;
+    .await;
+    bar.finish_and_clear();
+    let Ingested {
+        version: v,
+        created,
+        format,
+        notes,
+    } = done?;
     if ctx.json {
         return ctx
             .print_json(&serde_json::json!({"created": created, "version": v, "notes": notes}));

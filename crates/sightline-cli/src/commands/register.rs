@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sightline_core::{Manifest, Task};
+use sightline_registry::from_experiment;
 use sightline_registry::{RegisterRequest, Registry};
 
 use crate::ctx::Ctx;
@@ -12,12 +13,14 @@ use crate::ctx::Ctx;
 /// Arguments of `sightline register`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Project manifest (models/configs/X.yaml); the project must have been applied.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Checkpoint file, e.g. artifacts/experiments/<ts>/weights/best.safetensors.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    /// Project manifest (models/configs/X.yaml); the project must have been applied. Default
+    /// with `--experiment`: the experiment's project as stored in the database.
+    #[arg(long, required_unless_present = "experiment")]
+    pub config: Option<PathBuf>,
+    /// Checkpoint file, e.g. artifacts/experiments/<ts>/weights/best.safetensors. Default with
+    /// `--experiment`: that run's `weights/best.safetensors` in the artifact store.
+    #[arg(long, required_unless_present = "experiment")]
+    pub checkpoint: Option<PathBuf>,
     /// `segment` (detector) or `classify`; needed when the manifest has both models.
     #[arg(long)]
     pub task: Option<Task>,
@@ -27,10 +30,12 @@ pub struct Args {
     /// Free-form note.
     #[arg(long)]
     pub note: Option<String>,
-    /// Experiment id (default: from an `experiments/<id>/…` checkpoint path).
+    /// Experiment id (default: from an `experiments/<id>/…` checkpoint path). A recorded
+    /// experiment gives the project, task and dataset version.
     #[arg(long)]
     pub experiment: Option<String>,
-    /// Dataset version the model was trained on.
+    /// Dataset version the model was trained on (default: the experiment's; if both are given
+    /// they must agree).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Evaluation report reference.
@@ -65,11 +70,103 @@ pub async fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
     ctx.registry().await
 }
 
+/// Project manifest, checkpoint, task and dataset version of a registration: from the
+/// experiment record when the run is known (`--experiment`, or an `experiments/<id>/…`
+/// checkpoint path), checked against what the flags say.
+struct Resolved {
+    manifest: Manifest,
+    checkpoint: PathBuf,
+    task: Option<Task>,
+    experiment: Option<String>,
+    dataset: Option<String>,
+}
+
+async fn resolve(args: &Args, registry: &Registry) -> anyhow::Result<Resolved> {
+    let experiment = args.experiment.clone().or_else(|| {
+        args.checkpoint
+            .as_deref()
+            .and_then(sightline_registry::service::experiment_from_path)
+    });
+    let run = match &experiment {
+        Some(id) => match from_experiment::experiment_record(registry.db(), id).await {
+            Ok(run) => Some(run),
+            // A checkpoint path that only looks like an experiment folder: no lineage to take.
+            Err(sightline_registry::RegistryError::NotFound(_)) if args.experiment.is_none() => {
+                None
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("experiment `{id}`")));
+            }
+        },
+        None => None,
+    };
+    let manifest = match &args.config {
+        Some(path) => Manifest::load(path)
+            .with_context(|| format!("cannot load manifest {}", path.display()))?,
+        None => {
+            let project = run
+                .as_ref()
+                .map(|r| r.project.clone())
+                .context("--config is needed when the experiment is not recorded")?;
+            sightline_db::projects::get(registry.db(), &project)
+                .await
+                .with_context(|| format!("project `{project}`"))?
+                .manifest
+        }
+    };
+    let Some(run) = run else {
+        let checkpoint = args
+            .checkpoint
+            .clone()
+            .context("--checkpoint is needed when the experiment is not recorded")?;
+        return Ok(Resolved {
+            manifest,
+            checkpoint,
+            task: args.task,
+            experiment,
+            dataset: args.dataset.clone(),
+        });
+    };
+    anyhow::ensure!(
+        run.project == manifest.project,
+        "experiment `{}` belongs to project `{}`, but the manifest is project `{}`",
+        run.id,
+        run.project,
+        manifest.project
+    );
+    let task: Task = run.task.parse().map_err(anyhow::Error::msg)?;
+    if let Some(t) = args.task {
+        anyhow::ensure!(
+            t == task,
+            "experiment `{}` trained a {task} model, not {t}",
+            run.id
+        );
+    }
+    let dataset = from_experiment::dataset_of(&run, args.dataset.as_deref())?;
+    let checkpoint = match &args.checkpoint {
+        Some(c) => c.clone(),
+        None => {
+            from_experiment::check_finished(&run)?;
+            from_experiment::experiment_checkpoint(
+                registry.artifacts(),
+                &run,
+                from_experiment::CheckpointChoice::Best,
+            )?
+        }
+    };
+    Ok(Resolved {
+        manifest,
+        checkpoint,
+        task: Some(task),
+        experiment: Some(run.id),
+        dataset: Some(dataset),
+    })
+}
+
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
-    let manifest = Manifest::load(&args.config)
-        .with_context(|| format!("cannot load manifest {}", args.config.display()))?;
     let registry = open_registry(ctx).await?;
+    let r = resolve(&args, &registry).await?;
     let class_labels = args
         .labels
         .as_deref()
@@ -77,11 +174,11 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let model = registry
         .register_with_labels(
             RegisterRequest {
-                manifest,
-                task: args.task,
-                checkpoint: args.checkpoint.clone(),
-                experiment_id: args.experiment,
-                dataset_version: args.dataset,
+                manifest: r.manifest,
+                task: r.task,
+                checkpoint: r.checkpoint.clone(),
+                experiment_id: r.experiment,
+                dataset_version: r.dataset,
                 evaluation_report: args.report,
                 note: args.note,
                 alias: args.alias.clone(),
@@ -90,7 +187,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             class_labels,
         )
         .await
-        .with_context(|| format!("cannot register {}", args.checkpoint.display()))?;
+        .with_context(|| format!("cannot register {}", r.checkpoint.display()))?;
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&model)?);
     } else {
