@@ -293,7 +293,7 @@ impl Registry {
             checkpoint_names.as_deref(),
         )?;
         if let Some(ds) = &req.dataset_version
-            && !repo::dataset_version_exists(&self.db, ds)
+            && !repo::dataset_version_exists(&self.db, project.id, ds)
                 .await
                 .map_err(db_err)?
         {
