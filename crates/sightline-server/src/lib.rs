@@ -71,6 +71,9 @@ pub struct ServerConfig {
     pub trainer_env: Vec<(String, String)>,
     /// Training jobs running at once (others wait queued).
     pub max_jobs: usize,
+    /// Largest dataset archive accepted by `POST /projects/{p}/datasets` (bytes), separate from
+    /// the image limit since archives are much larger.
+    pub max_dataset_upload_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -83,12 +86,14 @@ impl Default for ServerConfig {
             trainer: None,
             trainer_env: Vec::new(),
             max_jobs: 1,
+            max_dataset_upload_bytes: DEFAULT_MAX_DATASET_UPLOAD_BYTES,
         }
     }
 }
 
-/// Default largest dataset archive accepted by `POST /projects/{p}/datasets` (1 GiB); change it
-/// with [`AppState::set_max_dataset_upload_bytes`].
+/// Default largest dataset archive accepted by `POST /projects/{p}/datasets` (1 GiB):
+/// [`ServerConfig::max_dataset_upload_bytes`], adjustable at run time with
+/// [`AppState::set_max_dataset_upload_bytes`].
 pub const DEFAULT_MAX_DATASET_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Shared state of every handler (cheap to clone).
@@ -128,8 +133,8 @@ impl AppState {
                 tokens,
                 tracker: NgTracker::new(config.ng_window, 10_000),
                 jobs: jobs::Jobs::new(config.max_jobs),
+                max_dataset_upload_bytes: AtomicUsize::new(config.max_dataset_upload_bytes),
                 config,
-                max_dataset_upload_bytes: AtomicUsize::new(DEFAULT_MAX_DATASET_UPLOAD_BYTES),
             }),
         }
     }
@@ -180,7 +185,8 @@ impl AppState {
         self.inner.max_dataset_upload_bytes.load(Ordering::Relaxed)
     }
 
-    /// Set the dataset archive limit (default [`DEFAULT_MAX_DATASET_UPLOAD_BYTES`]).
+    /// Change the dataset archive limit while serving (initially
+    /// [`ServerConfig::max_dataset_upload_bytes`]).
     pub fn set_max_dataset_upload_bytes(&self, bytes: usize) {
         self.inner
             .max_dataset_upload_bytes

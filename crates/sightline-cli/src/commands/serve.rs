@@ -26,6 +26,9 @@ pub struct Args {
     /// Upload size limit in MiB.
     #[arg(long, default_value_t = 20)]
     pub max_upload_mb: usize,
+    /// Dataset archive size limit in MiB (`POST /projects/{p}/datasets`).
+    #[arg(long, default_value_t = 1024)]
+    pub max_dataset_upload_mb: usize,
     /// API token `NAME:ROLE:SECRET` (roles: viewer, operator, engineer, admin); repeatable.
     /// Without any, the server runs in open mode.
     #[arg(long = "token", env = "SIGHTLINE_API_TOKENS", value_delimiter = ',')]
@@ -69,6 +72,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             ),
             trainer_env: trainer_env(ctx, &database_url),
             max_jobs: args.max_jobs.max(1),
+            max_dataset_upload_bytes: args.max_dataset_upload_mb.saturating_mul(1024 * 1024),
         },
         tokens: args.tokens,
         batch: BatchConfig {
