@@ -5,16 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 
-use common::server::{KillOnDrop as Server, fixtures};
+use common::server::{fixtures, spawn_server};
 
 const MANIFEST: &str = "project: bench_line
 labels: [ok, ng, scratch, dent]
@@ -96,22 +96,7 @@ fn bench_serve_reports_every_request() {
         "--alias",
         "production",
     ]);
-    let mut child = env
-        .cmd(&["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
+    let (_server, addr) = spawn_server(env.cmd(&["serve", "--addr", "127.0.0.1:0"]));
     let start = Instant::now();
     while !get(&addr, "/health")["deployments"]
         .as_array()

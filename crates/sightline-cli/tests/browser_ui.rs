@@ -15,7 +15,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,7 +30,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::server::{KillOnDrop as Killed, fixtures};
+use common::server::{KillOnDrop as Killed, fixtures, spawn_server};
 
 const PROJECT: &str = "widget_line_a";
 const TOKEN: &str = "ui-test-admin-secret";
@@ -103,29 +102,15 @@ fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
 }
 
 fn start_server(env: &Env) -> (Killed, String) {
-    let mut child = env
-        .cmd(&[
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--poll-ms",
-            "200",
-            "--token",
-            &format!("ui:admin:{TOKEN}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line of serve: {line:?}"))
-        .to_string();
-    (Killed(child), addr)
+    spawn_server(env.cmd(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--poll-ms",
+        "200",
+        "--token",
+        &format!("ui:admin:{TOKEN}"),
+    ]))
 }
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {

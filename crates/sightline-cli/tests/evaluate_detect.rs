@@ -6,15 +6,14 @@
 //! what evaluate wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
 
-use common::server::{KillOnDrop as Server, fixtures, http};
+use common::server::{KillOnDrop as Server, fixtures, http, spawn_server};
 
 /// Classes of the fixture checkpoint are scratch, dent, ng: all labels of this project. `max_ng_ratio: 1.0` so
 /// that only `--min-map` decides the promotions below.
@@ -77,21 +76,7 @@ impl Env {
 }
 
 fn start_server(env: &Env) -> (Server, String) {
-    let mut child = env
-        .cmd(&["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (Server(child), addr)
+    spawn_server(env.cmd(&["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"]))
 }
 
 /// Project, a tiny synthetic data set ingested as a version, and the fixture checkpoint in an experiment folder.

@@ -10,17 +10,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 
-use common::server::{KillOnDrop as Server, fixtures};
+use common::server::{fixtures, spawn_server};
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -268,22 +268,8 @@ fn scenario(db_url: String) {
         "production",
         "--force",
     ]);
-    let mut child = env
-        .cmd(&["serve", "--addr", "127.0.0.1:0", "--no-request-log"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let server = Server(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
+    let (server, addr) =
+        spawn_server(env.cmd(&["serve", "--addr", "127.0.0.1:0", "--no-request-log"]));
     let image = std::fs::read(fixtures().join("images/val_00003.jpg")).unwrap();
     let start = Instant::now();
     let response = loop {

@@ -8,7 +8,6 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +17,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::server::{KillOnDrop, fixtures, http};
+use common::server::{KillOnDrop, fixtures, http, spawn_server};
 
 const BUCKET: &str = "sightline-e2e";
 const MANIFEST: &str = "project: widget_line_a
@@ -174,21 +173,8 @@ fn register_on_one_machine_serve_from_s3_on_another() {
     );
 
     // Machine B serves v1, fetched from S3 into its cache.
-    let mut child = b
-        .cmd(&["serve", "--addr", "127.0.0.1:0", "--poll-ms", "200"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = KillOnDrop(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
+    let (server, addr) =
+        spawn_server(b.cmd(&["serve", "--addr", "127.0.0.1:0", "--poll-ms", "200"]));
     let wait = |pred: &dyn Fn(&Value) -> bool, what: &str| {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(120) {

@@ -6,15 +6,14 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 
-use common::server::{KillOnDrop as Server, fixtures, http};
+use common::server::{KillOnDrop as Server, fixtures, http, spawn_server};
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -61,29 +60,15 @@ impl Env {
 }
 
 fn start_server(env: &Env) -> (Server, String) {
-    let mut child = env
-        .cmd(&[
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--poll-ms",
-            "200",
-            "--max-batch",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (Server(child), addr)
+    spawn_server(env.cmd(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--poll-ms",
+        "200",
+        "--max-batch",
+        "4",
+    ]))
 }
 
 fn wait_serving(addr: &str, version: i64) {

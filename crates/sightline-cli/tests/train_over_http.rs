@@ -15,12 +15,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{KillOnDrop, http_with};
+use common::server::{KillOnDrop, http_with, spawn_server};
 use common::train_env::Env;
 use serde_json::Value;
 
@@ -41,26 +40,14 @@ fn start_server(env: &Env) -> (KillOnDrop, String) {
     ] {
         cmd.env_remove(var);
     }
-    let mut child = cmd
-        .arg("--home")
-        .arg(&env.home)
-        .args(["--database-url", &env.database_url])
-        .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"])
-        .args(["--no-request-log", "--token", TOKEN])
-        .current_dir(&env.home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (KillOnDrop(child), addr)
+    spawn_server(
+        cmd.arg("--home")
+            .arg(&env.home)
+            .args(["--database-url", &env.database_url])
+            .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"])
+            .args(["--no-request-log", "--token", TOKEN])
+            .current_dir(&env.home),
+    )
 }
 
 fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {

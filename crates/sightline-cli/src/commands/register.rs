@@ -90,9 +90,20 @@ async fn resolve(args: &Args, registry: &Registry) -> anyhow::Result<Resolved> {
     let run = match &experiment {
         Some(id) => match from_experiment::experiment_record(registry.db(), id).await {
             Ok(run) => Some(run),
-            // A checkpoint path that only looks like an experiment folder: no lineage to take.
-            Err(sightline_registry::RegistryError::NotFound(_)) if args.experiment.is_none() => {
+            // A checkpoint path that only looks like an experiment folder, or an explicit
+            // `--experiment` naming a run outside this database (e.g. trained with Ultralytics)
+            // with `--config` and `--checkpoint` given: the id is kept as lineage, nothing read.
+            Err(sightline_registry::RegistryError::NotFound(_))
+                if args.experiment.is_none()
+                    || (args.config.is_some() && args.checkpoint.is_some()) =>
+            {
                 None
+            }
+            Err(sightline_registry::RegistryError::NotFound(msg)) => {
+                anyhow::bail!(
+                    "{msg} not found; to register a checkpoint from a run outside this database, \
+                     also pass --config and --checkpoint"
+                );
             }
             Err(e) => {
                 return Err(anyhow::Error::new(e).context(format!("experiment `{id}`")));

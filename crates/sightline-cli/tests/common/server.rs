@@ -1,12 +1,13 @@
 //! Shared by the binary tests that start `sightline serve`: the fixtures folder, a child
-//! process killed on drop, and a minimal HTTP/1.1 client.
+//! process killed on drop, starting a server on a free port, and a minimal HTTP/1.1 client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{Read, Write};
+use std::borrow::BorrowMut;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -26,6 +27,28 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Start `cmd` (a `sightline … serve --addr 127.0.0.1:0 …` command) with stdout piped (stderr
+/// inherited), read the `listening on http://ADDR` line the server prints first, and return the
+/// child (killed on drop) and `ADDR`.
+pub fn spawn_server<C: BorrowMut<Command>>(mut cmd: C) -> (KillOnDrop, String) {
+    let mut child = cmd
+        .borrow_mut()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line of serve: {line:?}"))
+        .to_string();
+    (child, addr)
 }
 
 /// One request per connection; `headers` are extra `Name: value\r\n` lines. Returns the status
