@@ -7,21 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sightline_db::Db;
 use sightline_db::inference_log::InferenceLogRow;
 use sightline_db::testing::{TestDb, fresh_postgres, fresh_sqlite};
 use sightline_registry::Registry;
-use sightline_server::engine::{BatchConfig, Engine};
-use sightline_server::metrics::Metrics;
-use sightline_server::vision::VisionLoader;
-use sightline_server::{AppState, ServerConfig, Tokens, app};
-use tower::ServiceExt;
+use sightline_server::{AppState, ServerConfig};
+
+mod common;
 
 const MANIFEST: &str = "project: line_a
 labels: [ok, ng, scratch, dent]
@@ -54,20 +50,9 @@ async fn harness(t: TestDb, tokens: &[&str]) -> H {
     let tmp = tempfile::tempdir().unwrap();
     let artifacts = tmp.path().join("artifacts");
     let home = tmp.path().join("home");
-    let registry = Registry::new(t.db.clone(), artifacts.clone());
-    let metrics = Arc::new(Metrics::default());
-    let engine = Arc::new(Engine::new(
-        Arc::new(VisionLoader::new()),
-        BatchConfig::default(),
-        artifacts.clone(),
-        metrics.clone(),
-    ));
-    let tokens = Tokens::parse(&tokens.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let state = AppState::new(
-        registry,
-        None,
-        engine,
-        metrics,
+    let _registry = Registry::new(t.db.clone(), artifacts.clone());
+    let state = common::state(
+        &t.db,
         tokens,
         ServerConfig {
             artifacts: artifacts.clone(),
@@ -176,21 +161,8 @@ async fn log(
 }
 
 async fn call(h: &H, req: Request<Body>) -> (StatusCode, Vec<u8>, String) {
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, body, ct)
+    let r = common::send(&h.state, req).await;
+    (r.status, r.body, r.content_type)
 }
 
 async fn get_json(h: &H, uri: &str) -> (StatusCode, Value) {

@@ -7,20 +7,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sightline_db::testing::{TestDb, fresh_postgres, fresh_sqlite};
-use sightline_registry::Registry;
-use sightline_server::engine::{BatchConfig, Engine};
-use sightline_server::metrics::Metrics;
-use sightline_server::vision::VisionLoader;
-use sightline_server::{AppState, ServerConfig, Tokens, app};
-use tower::ServiceExt;
+use sightline_server::{AppState, ServerConfig};
+
+mod common;
 
 const MANIFEST: &str = "project: line_j
 labels: [ok, scratch]
@@ -33,28 +28,15 @@ models:
 const VERSION: &str = "0123456789abcdef0123456789abcdef";
 
 fn state(t: &TestDb, home: &Path, trainer: Option<PathBuf>) -> AppState {
-    let artifacts = home.join("artifacts");
-    let metrics = Arc::new(Metrics::default());
-    let engine = Arc::new(Engine::new(
-        Arc::new(VisionLoader::new()),
-        BatchConfig::default(),
-        artifacts.clone(),
-        metrics.clone(),
-    ));
-    let tokens = Tokens::parse(&[
-        "viewer1:viewer:viewer-secret".to_string(),
-        "op1:operator:operator-secret".to_string(),
-        "eng1:engineer:eng-secret-1".to_string(),
-    ])
-    .unwrap();
-    AppState::new(
-        Registry::new(t.db.clone(), artifacts.clone()),
-        None,
-        engine,
-        metrics,
-        tokens,
+    common::state(
+        &t.db,
+        &[
+            "viewer1:viewer:viewer-secret",
+            "op1:operator:operator-secret",
+            "eng1:engineer:eng-secret-1",
+        ],
         ServerConfig {
-            artifacts,
+            artifacts: home.join("artifacts"),
             home: home.to_path_buf(),
             trainer,
             ..ServerConfig::default()
@@ -63,15 +45,8 @@ fn state(t: &TestDb, home: &Path, trainer: Option<PathBuf>) -> AppState {
 }
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Option<String>, Value) {
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let s = resp.status();
-    let loc = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string());
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&b).unwrap_or(Value::String(String::from_utf8_lossy(&b).into()));
-    (s, loc, v)
+    let r = common::send(state, req).await;
+    (r.status, r.location.clone(), r.json())
 }
 
 async fn post(state: &AppState, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
@@ -97,34 +72,10 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
     (s, v)
 }
 
-fn message(v: &Value) -> String {
-    v["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
+use common::error_message as message;
 
 async fn add_version(t: &TestDb) {
-    sightline_db::datasets::insert(
-        &t.db,
-        "line_j",
-        &sightline_db::datasets::NewDatasetVersion {
-            id: VERSION,
-            parent_id: None,
-            message: "v1",
-            author: "t",
-            stats: json!({}),
-            source: "t",
-            format: None,
-            nfiles: 1,
-            size_bytes: 1,
-            images: 1,
-            instances: 0,
-            notes: &[],
-        },
-    )
-    .await
-    .unwrap();
+    common::insert_version(&t.db, "line_j", VERSION).await;
 }
 
 /// Poll `GET /jobs/{id}` until the job has ended (bounded).

@@ -5,21 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sightline_core::Task;
 use sightline_db::inference_log::{InferenceLogRow, JsonValue};
 use sightline_db::testing::{TestDb, fresh_postgres, fresh_sqlite};
 use sightline_registry::{NewEvaluation, RegisterRequest, Registry};
-use sightline_server::engine::{BatchConfig, Engine};
-use sightline_server::metrics::Metrics;
-use sightline_server::vision::VisionLoader;
-use sightline_server::{AppState, ServerConfig, Tokens, app};
-use tower::ServiceExt;
+use sightline_server::{AppState, ServerConfig};
+
+mod common;
 
 const MANIFEST: &str = "project: line_m
 labels: [ok, scratch]
@@ -33,10 +28,8 @@ models:
 ";
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, String) {
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let s = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (s, String::from_utf8_lossy(&b).into_owned())
+    let r = common::send(state, req).await;
+    (r.status, r.text())
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
@@ -90,25 +83,13 @@ async fn scenario(t: TestDb) {
     let tmp = tempfile::tempdir().unwrap();
     let artifacts = tmp.path().join("artifacts");
     let registry = Registry::new(t.db.clone(), artifacts.clone());
-    let metrics = Arc::new(Metrics::default());
-    let engine = Arc::new(Engine::new(
-        Arc::new(VisionLoader::new()),
-        BatchConfig::default(),
-        artifacts.clone(),
-        metrics.clone(),
-    ));
-    let tokens = Tokens::parse(&[
-        "viewer1:viewer:viewer-secret".to_string(),
-        "eng1:engineer:eng-secret-1".to_string(),
-        "root:admin:admin-secret".to_string(),
-    ])
-    .unwrap();
-    let state = AppState::new(
-        registry.clone(),
-        None,
-        engine,
-        metrics,
-        tokens,
+    let state = common::state(
+        &t.db,
+        &[
+            "viewer1:viewer:viewer-secret",
+            "eng1:engineer:eng-secret-1",
+            "root:admin:admin-secret",
+        ],
         ServerConfig {
             artifacts,
             home: tmp.path().join("home"),
@@ -215,26 +196,7 @@ async fn scenario(t: TestDb) {
 
     // Experiments with per-epoch metrics.
     let version = "0123456789abcdef0123456789abcdef";
-    sightline_db::datasets::insert(
-        &t.db,
-        "line_m",
-        &sightline_db::datasets::NewDatasetVersion {
-            id: version,
-            parent_id: None,
-            message: "v1",
-            author: "t",
-            stats: json!({}),
-            source: "t",
-            format: None,
-            nfiles: 1,
-            size_bytes: 1,
-            images: 1,
-            instances: 0,
-            notes: &[],
-        },
-    )
-    .await
-    .unwrap();
+    common::insert_version(&t.db, "line_m", version).await;
     sightline_db::experiments::insert(
         &t.db,
         "line_m",

@@ -6,19 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sightline_db::testing::{TestDb, fresh_postgres, fresh_sqlite};
-use sightline_registry::Registry;
-use sightline_server::engine::{BatchConfig, Engine};
-use sightline_server::metrics::Metrics;
-use sightline_server::vision::VisionLoader;
-use sightline_server::{AppState, ServerConfig, Tokens, app};
-use tower::ServiceExt;
+use sightline_server::{AppState, ServerConfig};
+
+mod common;
 
 const MANIFEST: &str = "project: line_u
 # the ordered label set
@@ -53,24 +48,12 @@ async fn harness(t: TestDb) -> H {
     let tmp = tempfile::tempdir().unwrap();
     let artifacts = tmp.path().join("artifacts");
     let home = tmp.path().join("home");
-    let metrics = Arc::new(Metrics::default());
-    let engine = Arc::new(Engine::new(
-        Arc::new(VisionLoader::new()),
-        BatchConfig::default(),
-        artifacts.clone(),
-        metrics.clone(),
-    ));
-    let tokens = Tokens::parse(&[
-        format!("viewer1:viewer:{VIEWER}"),
-        format!("eng1:engineer:{ENG}"),
-    ])
-    .unwrap();
-    let state = AppState::new(
-        Registry::new(t.db.clone(), artifacts.clone()),
-        None,
-        engine,
-        metrics,
-        tokens,
+    let state = common::state(
+        &t.db,
+        &[
+            &format!("viewer1:viewer:{VIEWER}"),
+            &format!("eng1:engineer:{ENG}"),
+        ],
         ServerConfig {
             artifacts: artifacts.clone(),
             home: home.clone(),
@@ -87,10 +70,8 @@ async fn harness(t: TestDb) -> H {
 }
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let s = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    let r = common::send(state, req).await;
+    (r.status, r.json_or_null())
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
@@ -121,9 +102,7 @@ async fn post_bytes(
     call(state, req).await
 }
 
-fn message(v: &Value) -> String {
-    v["error"]["message"].as_str().unwrap_or("").to_string()
-}
+use common::error_message as message;
 
 // --- archives -----------------------------------------------------------------------------
 
