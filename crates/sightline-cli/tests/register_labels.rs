@@ -10,8 +10,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +18,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::server::{fixtures, spawn_server};
+use common::server::{fixtures, http, spawn_server};
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -119,45 +117,6 @@ fn dataset_version(env: &Env) -> String {
         "widget_line_a",
     ]);
     v["version"]["id"].as_str().unwrap().to_string()
-}
-
-fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut s = rest;
-        while let Some((len, r)) = s.split_once("\r\n") {
-            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&r[..n]);
-            s = &r[n + 2..];
-        }
-        out
-    } else {
-        rest.to_string()
-    };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
 }
 
 fn labels_of(v: &Value) -> Vec<String> {
@@ -273,7 +232,13 @@ fn scenario(db_url: String) {
     let image = std::fs::read(fixtures().join("images/val_00003.jpg")).unwrap();
     let start = Instant::now();
     let response = loop {
-        let (status, v) = http(&addr, "POST", "/projects/widget_line_a/inspect", &image);
+        let (status, v) = http(
+            &addr,
+            "POST",
+            "/projects/widget_line_a/inspect",
+            "image/jpeg",
+            &image,
+        );
         if status == 200 {
             break v;
         }

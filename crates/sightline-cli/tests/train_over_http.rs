@@ -27,27 +27,10 @@ const TOKEN: &str = "eng:engineer:eng-secret-1";
 const AUTH: &str = "Authorization: Bearer eng-secret-1\r\n";
 
 fn start_server(env: &Env) -> (KillOnDrop, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    for var in [
-        "SIGHTLINE_HOME",
-        "SIGHTLINE_DATABASE_URL",
-        "DATABASE_URL",
-        "SIGHTLINE_CONFIG",
-        "SIGHTLINE_ARTIFACTS_ROOT",
-        "SIGHTLINE_ARTIFACTS_BACKEND",
-        "SIGHTLINE_API_TOKENS",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    spawn_server(
-        cmd.arg("--home")
-            .arg(&env.home)
-            .args(["--database-url", &env.database_url])
-            .args(["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"])
-            .args(["--no-request-log", "--token", TOKEN])
-            .current_dir(&env.home),
-    )
+    let mut cmd = env.command(&["serve", "--addr", "127.0.0.1:0", "--poll-ms", "60000"]);
+    cmd.env_remove("SIGHTLINE_API_TOKENS")
+        .args(["--no-request-log", "--token", TOKEN]);
+    spawn_server(cmd)
 }
 
 fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
