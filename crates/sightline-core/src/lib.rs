@@ -16,4 +16,6 @@ pub use manifest::{
     Augmentation, BusinessRules, DEFAULT_THRESHOLD, Hyperparameters, Manifest, ManifestError,
     ModelConfig, ModelName, Optimizer, Task, Thresholds, Weights, YoloScale,
 };
-pub use settings::{ArtifactSettings, S3Settings, Settings, SettingsError, SettingsLayer};
+pub use settings::{
+    ArtifactSettings, InferenceSettings, S3Settings, Settings, SettingsError, SettingsLayer,
+};

@@ -18,12 +18,19 @@
 //! endpoint = "http://127.0.0.1:9000"
 //! region = "us-east-1"
 //! allow_http = true
+//!
+//! [inference]
+//! runtime = "auto"                     # auto (ONNX Runtime when found), burn, onnxruntime
+//! onnxruntime_library = "/opt/ort/lib/libonnxruntime.so.1.32.0"
+//! provider = "cpu"                     # ONNX Runtime execution provider: cpu, cuda[:N], tensorrt[:N]
+//! threads = 2                          # ONNX Runtime intra-op threads (default: its own)
 //! ```
 //!
 //! Environment: `SIGHTLINE_HOME`, `SIGHTLINE_DATABASE_URL` (then `DATABASE_URL`),
 //! `SIGHTLINE_WEIGHTS_DIR`, `SIGHTLINE_ARTIFACTS_BACKEND`, `SIGHTLINE_ARTIFACTS_ROOT`,
 //! `SIGHTLINE_S3_BUCKET`, `SIGHTLINE_S3_PREFIX`, `SIGHTLINE_S3_ENDPOINT`, `SIGHTLINE_S3_REGION`,
-//! `SIGHTLINE_S3_ALLOW_HTTP`, `SIGHTLINE_CONFIG`. S3 credentials come from the usual `AWS_*`
+//! `SIGHTLINE_S3_ALLOW_HTTP`, `SIGHTLINE_RUNTIME`, `SIGHTLINE_ONNXRUNTIME_LIBRARY`,
+//! `SIGHTLINE_ORT_PROVIDER`, `SIGHTLINE_ORT_THREADS`, `SIGHTLINE_CONFIG`. S3 credentials come from the usual `AWS_*`
 //! variables, never from the file.
 
 use std::path::{Path, PathBuf};
@@ -72,8 +79,37 @@ pub struct Settings {
     pub weights_dir: PathBuf,
     /// Artifact store.
     pub artifacts: ArtifactSettings,
+    /// Inference runtime.
+    pub inference: InferenceSettings,
     /// The configuration file that was read, if any.
     pub config_file: Option<PathBuf>,
+}
+
+/// Which engine runs inference (predict, evaluate, the server, bench). Values are kept as
+/// given; `sightline-onnx` parses and resolves them (library lookup, provider names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceSettings {
+    /// `auto` (default), `burn` or `onnxruntime`.
+    pub runtime: Option<String>,
+    /// Path of the ONNX Runtime shared library (`libonnxruntime.so.*`).
+    pub onnxruntime_library: Option<PathBuf>,
+    /// ONNX Runtime execution provider: `cpu` (default), `cuda[:N]`, `tensorrt[:N]`.
+    pub provider: Option<String>,
+    /// ONNX Runtime intra-op threads.
+    pub threads: Option<usize>,
+}
+
+impl InferenceSettings {
+    /// `self` over `lower`: each value set here wins.
+    pub fn over(self, lower: InferenceSettings) -> InferenceSettings {
+        InferenceSettings {
+            runtime: self.runtime.or(lower.runtime),
+            onnxruntime_library: self.onnxruntime_library.or(lower.onnxruntime_library),
+            provider: self.provider.or(lower.provider),
+            threads: self.threads.or(lower.threads),
+        }
+    }
 }
 
 /// One layer of optional values (a file, the environment, or flags).
@@ -89,6 +125,9 @@ pub struct SettingsLayer {
     /// Artifact store options.
     #[serde(default)]
     pub artifacts: ArtifactsLayer,
+    /// Inference runtime options.
+    #[serde(default)]
+    pub inference: InferenceSettings,
 }
 
 /// Artifact options of one layer.
@@ -154,7 +193,23 @@ impl SettingsLayer {
                 message: format!("expected true or false, found `{v}`"),
             })?),
         };
+        let threads = match get("SIGHTLINE_ORT_THREADS") {
+            None => None,
+            Some(v) => Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                SettingsError::Invalid {
+                    key: "inference.threads",
+                    source_name: "environment variable SIGHTLINE_ORT_THREADS".into(),
+                    message: format!("expected a positive number, found `{v}`"),
+                }
+            })?),
+        };
         Ok(Self {
+            inference: InferenceSettings {
+                runtime: get("SIGHTLINE_RUNTIME"),
+                onnxruntime_library: path("SIGHTLINE_ONNXRUNTIME_LIBRARY"),
+                provider: get("SIGHTLINE_ORT_PROVIDER"),
+                threads,
+            },
             home: path("SIGHTLINE_HOME"),
             database_url: get("SIGHTLINE_DATABASE_URL").or_else(|| get("DATABASE_URL")),
             weights_dir: path("SIGHTLINE_WEIGHTS_DIR"),
@@ -188,6 +243,7 @@ impl SettingsLayer {
         rebase(&mut layer.home);
         rebase(&mut layer.weights_dir);
         rebase(&mut layer.artifacts.root);
+        rebase(&mut layer.inference.onnxruntime_library);
         Ok(layer)
     }
 
@@ -196,6 +252,7 @@ impl SettingsLayer {
         let a = self.artifacts;
         let b = lower.artifacts;
         SettingsLayer {
+            inference: self.inference.over(lower.inference),
             home: self.home.or(lower.home),
             database_url: self.database_url.or(lower.database_url),
             weights_dir: self.weights_dir.or(lower.weights_dir),
@@ -256,6 +313,7 @@ impl Settings {
             &mut flags.home,
             &mut flags.weights_dir,
             &mut flags.artifacts.root,
+            &mut flags.inference.onnxruntime_library,
         ] {
             if let Some(v) = p.as_mut() {
                 *v = cwd.join(&*v);
@@ -323,11 +381,19 @@ impl Settings {
                 });
             }
         };
+        if let Some(0) = l.inference.threads {
+            return Err(SettingsError::Invalid {
+                key: "inference.threads",
+                source_name: "configuration".into(),
+                message: "must be at least 1".into(),
+            });
+        }
         Ok(Settings {
             home,
             database_url,
             weights_dir,
             artifacts,
+            inference: l.inference,
             config_file,
         })
     }
@@ -439,6 +505,42 @@ mod tests {
         let s = Settings::resolve_with(cwd.path(), None, flags, &env).unwrap();
         assert_eq!(s.home, cwd.path().join("flaghome"));
         assert_eq!(s.database_url, "sqlite://flag.db");
+    }
+
+    #[test]
+    fn inference_settings_layer() {
+        let cwd = tempfile::tempdir().unwrap();
+        fs_err::write(
+            cwd.path().join("sightline.toml"),
+            "[inference]\nruntime = \"burn\"\nonnxruntime_library = \"ort/lib.so\"\nthreads = 3\n",
+        )
+        .unwrap();
+        let s = Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &env_of(&[]))
+            .unwrap();
+        assert_eq!(s.inference.runtime.as_deref(), Some("burn"));
+        assert_eq!(
+            s.inference.onnxruntime_library,
+            Some(cwd.path().join("ort/lib.so"))
+        );
+        assert_eq!(s.inference.threads, Some(3));
+        assert_eq!(s.inference.provider, None);
+        let env = env_of(&[
+            ("SIGHTLINE_RUNTIME", "onnxruntime"),
+            ("SIGHTLINE_ORT_PROVIDER", "cuda:1"),
+        ]);
+        let s = Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &env).unwrap();
+        assert_eq!(s.inference.runtime.as_deref(), Some("onnxruntime"));
+        assert_eq!(s.inference.provider.as_deref(), Some("cuda:1"));
+        assert_eq!(s.inference.threads, Some(3), "file value kept");
+        let bad = env_of(&[("SIGHTLINE_ORT_THREADS", "many")]);
+        let e = Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &bad)
+            .unwrap_err();
+        assert!(e.to_string().contains("SIGHTLINE_ORT_THREADS"), "{e}");
+        fs_err::write(cwd.path().join("sightline.toml"), "[inference]\nthreads = 0\n").unwrap();
+        assert!(
+            Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &env_of(&[]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -120,8 +120,46 @@ pub struct BundleManifest {
     pub weights: String,
     /// Every file of the bundle (the weights included) with size and SHA-256.
     pub files: Vec<BundleFile>,
+    /// The model's ONNX export, when the registration added one (servers run it on ONNX
+    /// Runtime; bundles without it serve on Burn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<OnnxExport>,
     /// Creation time (RFC 3339, UTC).
     pub created_at: String,
+}
+
+/// Name of the ONNX file inside a bundle folder.
+pub const BUNDLE_ONNX: &str = "model.onnx";
+
+/// The ONNX export in a bundle and how it was checked at registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnnxExport {
+    /// Path of the ONNX file within the bundle (listed in `files`).
+    pub file: String,
+    /// ONNX opset of the graph.
+    pub opset: i64,
+    /// Whether batch and image sides are symbolic (any letterbox shape runs).
+    pub dynamic: bool,
+    /// Largest absolute difference between ONNX Runtime's and the native (Burn) outputs, per
+    /// output name, over the checked images.
+    pub max_abs_diff: BTreeMap<String, f64>,
+    /// The tolerance the differences were held to.
+    pub tolerance: f64,
+    /// How many images were checked, and from where (`dataset v3`, a file name, `synthetic`).
+    pub checked_images: usize,
+    /// Where the checked images came from.
+    pub checked_on: String,
+    /// ONNX Runtime version that ran the check.
+    pub runtime: String,
+}
+
+/// A file written into a bundle beside the weights.
+#[derive(Debug, Clone)]
+pub struct ExtraFile {
+    /// Path within the bundle (a plain name).
+    pub path: String,
+    /// Content.
+    pub bytes: Vec<u8>,
 }
 
 /// A bundle whose files were all verified against `bundle.json`.
@@ -154,7 +192,18 @@ impl Bundle {
     pub fn write(
         dir: &Path,
         checkpoint: &Path,
+        manifest: BundleManifest,
+    ) -> Result<Bundle, RegistryError> {
+        Self::write_with(dir, checkpoint, manifest, &[])
+    }
+
+    /// [`Bundle::write`] with more files beside the weights (e.g. `model.onnx`), each written
+    /// atomically and listed with its checksum before `bundle.json` is written.
+    pub fn write_with(
+        dir: &Path,
+        checkpoint: &Path,
         mut manifest: BundleManifest,
+        extra: &[ExtraFile],
     ) -> Result<Bundle, RegistryError> {
         if dir.join(BUNDLE_MANIFEST).exists() {
             return Err(RegistryError::BundleExists(dir.to_path_buf()));
@@ -165,10 +214,28 @@ impl Bundle {
         manifest.format = BUNDLE_FORMAT;
         manifest.weights = weights_name.clone();
         manifest.files = vec![BundleFile {
-            path: weights_name,
+            path: weights_name.clone(),
             sha256,
             size,
         }];
+        for file in extra {
+            if safe_relative(&file.path).is_none()
+                || file.path.contains(['/', '\\'])
+                || file.path == BUNDLE_MANIFEST
+                || file.path == weights_name
+            {
+                return Err(RegistryError::BundleInvalid {
+                    path: dir.join(BUNDLE_MANIFEST),
+                    reason: format!("extra file name `{}` is not allowed", file.path),
+                });
+            }
+            write_atomic(&dir.join(&file.path), &file.bytes)?;
+            manifest.files.push(BundleFile {
+                path: file.path.clone(),
+                sha256: hex::encode(Sha256::digest(&file.bytes)),
+                size: file.bytes.len() as u64,
+            });
+        }
         let json = serde_json::to_vec_pretty(&manifest)?;
         write_atomic(&dir.join(BUNDLE_MANIFEST), &json)?;
         Ok(Bundle {
@@ -224,6 +291,14 @@ pub fn parse_manifest(bytes: &[u8], manifest_path: &Path) -> Result<BundleManife
         return Err(invalid(format!(
             "weights file `{}` is not listed in `files`",
             manifest.weights
+        )));
+    }
+    if let Some(onnx) = &manifest.onnx
+        && !manifest.files.iter().any(|f| f.path == onnx.file)
+    {
+        return Err(invalid(format!(
+            "ONNX file `{}` is not listed in `files`",
+            onnx.file
         )));
     }
     for file in &manifest.files {
@@ -502,7 +577,19 @@ impl BundleStore {
         &self,
         rel_dir: &str,
         checkpoint: &Path,
+        manifest: BundleManifest,
+    ) -> Result<BundleManifest, RegistryError> {
+        self.write_with(rel_dir, checkpoint, manifest, &[]).await
+    }
+
+    /// [`BundleStore::write`] with more files beside the weights (e.g. `model.onnx`), each
+    /// stored and listed with its checksum before `bundle.json`.
+    pub async fn write_with(
+        &self,
+        rel_dir: &str,
+        checkpoint: &Path,
         mut manifest: BundleManifest,
+        extra: &[ExtraFile],
     ) -> Result<BundleManifest, RegistryError> {
         let key = Self::key(rel_dir)?;
         let manifest_key = key
@@ -528,10 +615,34 @@ impl BundleStore {
         manifest.format = BUNDLE_FORMAT;
         manifest.weights = weights_name.clone();
         manifest.files = vec![BundleFile {
-            path: weights_name,
+            path: weights_name.clone(),
             sha256: info.sha256,
             size: info.size,
         }];
+        for file in extra {
+            if safe_relative(&file.path).is_none()
+                || file.path.contains(['/', '\\'])
+                || file.path == BUNDLE_MANIFEST
+                || file.path == weights_name
+            {
+                return Err(RegistryError::Invalid(format!(
+                    "extra bundle file name `{}` is not allowed",
+                    file.path
+                )));
+            }
+            let file_key = key
+                .join(&file.path)
+                .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            self.store
+                .put(&file_key, &file.bytes)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            manifest.files.push(BundleFile {
+                path: file.path.clone(),
+                sha256: hex::encode(Sha256::digest(&file.bytes)),
+                size: file.bytes.len() as u64,
+            });
+        }
         let json = serde_json::to_vec_pretty(&manifest)?;
         self.store
             .put(&manifest_key, &json)
@@ -759,6 +870,7 @@ mod tests {
             business_rules: BusinessRules::default(),
             weights: String::new(),
             files: Vec::new(),
+            onnx: None,
             created_at: "2026-01-01T00:00:00Z".into(),
         }
     }

@@ -10,6 +10,7 @@ use image::{DynamicImage, RgbImage};
 
 use crate::checkpoint::{Task, into_tensor_map, read_checkpoint, task_of};
 use crate::error::{Result, VisionError};
+use crate::network::{Engine, ExternalNetwork};
 use crate::mobilenet::{HeadPolicy, LoadReport, MobileNetV3, MobileNetV3Config};
 use crate::preprocess::resize_pil_bilinear;
 use crate::weights::{TensorMap, tensor_to_vec};
@@ -170,6 +171,7 @@ impl Classification {
 #[derive(Debug)]
 pub struct Classifier {
     model: MobileNetV3,
+    external: Option<Box<dyn ExternalNetwork>>,
     config: MobileNetV3Config,
     labels: Vec<String>,
     device: Device,
@@ -194,6 +196,7 @@ impl Classifier {
         }
         Ok(Self {
             model: model.fuse(),
+            external: None,
             config,
             labels,
             device,
@@ -270,6 +273,27 @@ impl Classifier {
         self
     }
 
+    /// Runs the forward pass of [`Classifier::logits`] and [`Classifier::predict`] on `network`
+    /// instead of the Burn module (which [`Classifier::forward`] keeps using). The network must
+    /// compute this model, e.g. its ONNX export.
+    pub fn with_network(mut self, network: Box<dyn ExternalNetwork>) -> Self {
+        self.external = Some(network);
+        self
+    }
+
+    /// The Burn module (batch norms folded), e.g. to export it.
+    pub fn model(&self) -> &MobileNetV3 {
+        &self.model
+    }
+
+    /// What runs the forward pass of [`Classifier::predict`].
+    pub fn engine(&self) -> Engine {
+        match &self.external {
+            Some(n) => Engine::External(n.describe()),
+            None => Engine::Burn(format!("{:?}", self.device)),
+        }
+    }
+
     /// Sets how many images go through the network at once (at least 1).
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
@@ -312,10 +336,20 @@ impl Classifier {
                 chw.len()
             )));
         }
-        let input = Tensor::from_data(TensorData::new(chw, [n, 3, h, w]), &self.device);
-        let (shape, data) = tensor_to_vec(self.forward(input))?;
+        let (shape, data) = match &self.external {
+            Some(net) => {
+                let out = net.run(&chw, [n, 3, h, w])?.into_iter().next().ok_or_else(|| {
+                    VisionError::TensorData(format!("{} returned no output", net.describe()))
+                })?;
+                (out.shape, out.data)
+            }
+            None => {
+                let input = Tensor::from_data(TensorData::new(chw, [n, 3, h, w]), &self.device);
+                tensor_to_vec(self.forward(input))?
+            }
+        };
         let classes = shape.get(1).copied().unwrap_or(0);
-        if classes == 0 {
+        if classes == 0 || shape.len() != 2 || shape[0] != n || data.len() != n * classes {
             return Err(VisionError::TensorData(format!(
                 "logits of shape {shape:?}"
             )));

@@ -13,6 +13,7 @@ use sightline_torch::Checkpoint;
 
 use crate::checkpoint::{Task, into_tensor_map, read_checkpoint, task_of};
 use crate::error::{Result, VisionError};
+use crate::network::{Engine, ExternalNetwork, FlatTensor};
 use crate::postprocess::{InstanceMask, NmsSettings, masks_native, non_max_suppression, scale_box};
 use crate::preprocess::{Letterbox, Resample, push_chw};
 use crate::weights::{TensorMap, tensor_to_vec};
@@ -99,10 +100,13 @@ impl Detection {
     }
 }
 
-/// A loaded YOLOv8-seg model ready for inference (batch norms folded once at load).
+/// A loaded YOLOv8-seg model ready for inference (batch norms folded once at load). The
+/// forward pass runs on the Burn module, or on an [`ExternalNetwork`] set with
+/// [`Segmenter::with_network`]; everything around it is the same code.
 #[derive(Debug)]
 pub struct Segmenter {
     model: YoloV8Seg,
+    external: Option<Box<dyn ExternalNetwork>>,
     config: YoloV8SegConfig,
     labels: Vec<String>,
     device: Device,
@@ -125,10 +129,32 @@ impl Segmenter {
         }
         Ok(Self {
             model: model.fuse(),
+            external: None,
             config,
             labels,
             device,
         })
+    }
+
+    /// Runs the forward pass on `network` instead of the Burn module (which stays as the
+    /// reference: [`Segmenter::forward`] still uses it). The network must compute this model
+    /// (same classes, same outputs), e.g. its ONNX export.
+    pub fn with_network(mut self, network: Box<dyn ExternalNetwork>) -> Self {
+        self.external = Some(network);
+        self
+    }
+
+    /// The Burn module (batch norms folded), e.g. to export it.
+    pub fn model(&self) -> &YoloV8Seg {
+        &self.model
+    }
+
+    /// What runs the forward pass of [`Segmenter::predict`].
+    pub fn engine(&self) -> Engine {
+        match &self.external {
+            Some(n) => Engine::External(n.describe()),
+            None => Engine::Burn(format!("{:?}", self.device)),
+        }
     }
 
     /// Builds the network from Ultralytics-named weights, recognising the scale and class count.
@@ -192,9 +218,47 @@ impl Segmenter {
         &self.device
     }
 
-    /// Raw eval-mode forward of an already letterboxed batch `[B, 3, H, W]` in `[0, 1]`.
+    /// Raw eval-mode forward of the Burn module on an already letterboxed batch
+    /// `[B, 3, H, W]` in `[0, 1]`.
     pub fn forward(&self, input: Tensor<4>) -> YoloOutput {
         self.model.forward(input)
+    }
+
+    /// The forward pass [`Segmenter::predict`] uses (external network when set, else Burn) on a
+    /// letterboxed batch given as NCHW values: `[pred, proto]`.
+    pub fn forward_flat(&self, input: Vec<f32>, shape: [usize; 4]) -> Result<[FlatTensor; 2]> {
+        if input.len() != shape.iter().product::<usize>() {
+            return Err(VisionError::InvalidArgument(format!(
+                "{} values do not make a batch of shape {shape:?}",
+                input.len()
+            )));
+        }
+        if let Some(net) = &self.external {
+            let mut outs = net.run(&input, shape)?.into_iter();
+            return match (outs.next(), outs.next()) {
+                (Some(pred), Some(proto)) => Ok([pred, proto]),
+                _ => Err(VisionError::TensorData(format!(
+                    "{} returned fewer than 2 outputs (pred, proto)",
+                    net.describe()
+                ))),
+            };
+        }
+        let out = self.forward(Tensor::<4>::from_data(
+            TensorData::new(input, shape),
+            &self.device,
+        ));
+        let (pshape, pred) = tensor_to_vec(out.pred)?;
+        let (qshape, proto) = tensor_to_vec(out.proto)?;
+        Ok([
+            FlatTensor {
+                shape: pshape,
+                data: pred,
+            },
+            FlatTensor {
+                shape: qshape,
+                data: proto,
+            },
+        ])
     }
 
     /// Letterboxes `image` and returns the network input `[3, H, W]` values with its geometry.
@@ -238,13 +302,10 @@ impl Segmenter {
             for &i in &group {
                 batch.extend_from_slice(&prepared[i].0);
             }
-            let input = Tensor::<4>::from_data(
-                TensorData::new(batch, [group.len(), 3, shape.0, shape.1]),
-                &self.device,
-            );
-            let out = self.forward(input);
-            let dets = self.postprocess(
-                out,
+            let [pred, proto] = self.forward_flat(batch, [group.len(), 3, shape.0, shape.1])?;
+            let dets = self.postprocess_flat(
+                &pred,
+                &proto,
                 &group.iter().map(|&i| prepared[i].1).collect::<Vec<_>>(),
                 &settings.nms,
             )?;
@@ -262,13 +323,40 @@ impl Segmenter {
         letterboxes: &[Letterbox],
         nms: &NmsSettings,
     ) -> Result<Vec<Vec<Detection>>> {
+        let (shape, data) = tensor_to_vec(out.pred)?;
+        let pred = FlatTensor { shape, data };
+        let (shape, data) = tensor_to_vec(out.proto)?;
+        let proto = FlatTensor { shape, data };
+        self.postprocess_flat(&pred, &proto, letterboxes, nms)
+    }
+
+    /// [`Segmenter::postprocess`] on flat outputs (`pred`, `proto` as from
+    /// [`Segmenter::forward_flat`]).
+    pub fn postprocess_flat(
+        &self,
+        pred: &FlatTensor,
+        proto: &FlatTensor,
+        letterboxes: &[Letterbox],
+        nms: &NmsSettings,
+    ) -> Result<Vec<Vec<Detection>>> {
         let nc = self.model.num_classes();
         let nm = self.model.num_masks();
-        let (pshape, pred) = tensor_to_vec(out.pred)?;
-        let (qshape, proto) = tensor_to_vec(out.proto)?;
+        let (pshape, pred) = (&pred.shape, &pred.data);
+        let (qshape, proto) = (&proto.shape, &proto.data);
+        if pshape.len() != 3 || qshape.len() != 4 {
+            return Err(VisionError::TensorData(format!(
+                "unexpected network output shapes {pshape:?} / {qshape:?}"
+            )));
+        }
         let (b, c, a) = (pshape[0], pshape[1], pshape[2]);
         let (mh, mw) = (qshape[2], qshape[3]);
-        if b != letterboxes.len() || c != 4 + nc + nm || qshape[1] != nm {
+        if b != letterboxes.len()
+            || c != 4 + nc + nm
+            || qshape[0] != b
+            || qshape[1] != nm
+            || pred.len() != b * c * a
+            || proto.len() != b * nm * mh * mw
+        {
             return Err(VisionError::TensorData(format!(
                 "unexpected network output shapes {pshape:?} / {qshape:?}"
             )));
