@@ -23,7 +23,7 @@ pub fn check(imported: &mut Imported, strict: bool, decode_images: bool) -> Resu
             .filter_map(|img| {
                 let src = imported.sources.get(&img.file)?;
                 let shown = img.file.clone();
-                match image::open(src) {
+                match sightline_imageio::load(src) {
                     Err(e) => Some(Issue::error(
                         shown,
                         None,

@@ -3,11 +3,10 @@
 //! inspects).
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Instant;
 
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageFormat};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sightline_core::Task;
@@ -160,29 +159,30 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ApiError> {
             "the request carries no image (empty body or empty `image` field)".into(),
         ));
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ApiError::UndecodableImage(format!("cannot read the image: {e}")))?;
-    match reader.format() {
-        Some(ImageFormat::Jpeg | ImageFormat::Png) => {}
-        Some(other) => {
+    match sightline_imageio::sniff(bytes) {
+        Ok(ImageFormat::Jpeg | ImageFormat::Png) => {}
+        Ok(other) => {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "{other:?} images are not accepted; send JPEG or PNG"
             )));
         }
-        None => {
+        Err(_) => {
             return Err(ApiError::UnsupportedMediaType(
                 "the body is not a JPEG or PNG image".into(),
             ));
         }
     }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(1 << 30);
-    reader.limits(limits);
-    reader
-        .decode()
+    // JPEG through libjpeg-turbo (pixels as PIL/OpenCV decode them), PNG through `image`
+    let options = sightline_imageio::DecodeOptions {
+        limits: sightline_imageio::Limits {
+            max_width: Some(MAX_IMAGE_SIDE),
+            max_height: Some(MAX_IMAGE_SIDE),
+            max_alloc: Some(1 << 30),
+        },
+        apply_orientation: false,
+    };
+    options
+        .decode(bytes)
         .map_err(|e| ApiError::UndecodableImage(format!("cannot decode the image: {e}")))
 }
 

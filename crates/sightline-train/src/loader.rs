@@ -15,18 +15,12 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 
 /// Decode image files to RGB in parallel (rayon), in input order, recognising the format from
-/// the content (dataset objects have no extension); each failure names its file.
+/// the content (dataset objects have no extension; JPEGs through libjpeg-turbo, as PIL);
+/// each failure names its file.
 pub fn decode_images(paths: &[PathBuf]) -> Vec<Result<RgbImage, String>> {
     paths
         .par_iter()
-        .map(|p| {
-            image::ImageReader::open(p)
-                .and_then(|r| r.with_guessed_format())
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.decode().map_err(|e| e.to_string()))
-                .map(|i| i.to_rgb8())
-                .map_err(|e| format!("{}: {e}", p.display()))
-        })
+        .map(|p| sightline_imageio::load_rgb(p).map_err(|e| format!("{}: {e}", p.display())))
         .collect()
 }
 

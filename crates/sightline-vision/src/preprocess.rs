@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use image::{ImageDecoder, ImageReader, RgbImage};
+use image::RgbImage;
 
 use crate::error::{Result, VisionError};
 use crate::yolo::config::py_round;
@@ -28,21 +28,18 @@ pub enum Resample {
     PilBilinear,
 }
 
-/// Reads an image file as 8-bit RGB, applying its EXIF orientation.
+/// Reads an image file as 8-bit RGB, applying its EXIF orientation. JPEGs decode through
+/// libjpeg-turbo ([`sightline_imageio`]), bit-identical to PIL/OpenCV.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let image_err = |source| VisionError::Image {
-        path: path.to_path_buf(),
-        source,
+    let bytes = fs_err::read(path)?;
+    let options = sightline_imageio::DecodeOptions {
+        apply_orientation: true,
+        ..Default::default()
     };
-    let file = fs_err::File::open(path)?;
-    let reader = ImageReader::new(std::io::BufReader::new(file))
-        .with_guessed_format()
-        .map_err(VisionError::Io)?;
-    let mut decoder = reader.into_decoder().map_err(image_err)?;
-    let orientation = decoder.orientation().map_err(image_err)?;
-    let mut img = image::DynamicImage::from_decoder(decoder).map_err(image_err)?;
-    img.apply_orientation(orientation);
-    Ok(img.to_rgb8())
+    options.decode_rgb(&bytes).map_err(|e| VisionError::Image {
+        path: path.to_path_buf(),
+        source: e.into_image_error(),
+    })
 }
 
 /// Geometry of one letterbox: where the resized image sits in the network input.
