@@ -130,6 +130,89 @@ fn predict_writes_json_lines_and_overlays() {
     std::fs::remove_dir_all(&overlays).unwrap();
 }
 
+/// Without `--imgsz` the fixture detector runs at the size it was trained at (its
+/// `train_args.imgsz`, 256), as Ultralytics predicts: the very same JSON as `--imgsz 256`,
+/// with the reference detections.
+#[test]
+fn predict_defaults_to_the_checkpoint_training_size() {
+    let fx = fixtures();
+    let weights = fx.join("ultralytics/yolov8n-seg-widgets.pt");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fx.join("expected/yolo/predictions.json")).unwrap())
+            .unwrap();
+    let names = [
+        "val_00001.jpg",
+        "val_00002.jpg",
+        "val_00003.jpg",
+        "wide_320x200.jpg",
+    ];
+    let images: Vec<String> = names
+        .iter()
+        .map(|n| fx.join("images").join(n).display().to_string())
+        .collect();
+    let run = |imgsz: Option<&str>| {
+        let mut args = vec!["predict", "--json", "--weights", weights.to_str().unwrap()];
+        if let Some(s) = imgsz {
+            args.extend(["--imgsz", s]);
+        }
+        args.extend(images.iter().map(String::as_str));
+        let out = sightline(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let default = run(None);
+    assert_eq!(default, run(Some("256")));
+    let lines: Vec<Value> = default
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), names.len());
+    let labels = |v: &[Value]| {
+        let mut l: Vec<String> = v
+            .iter()
+            .map(|d| d["label"].as_str().unwrap().to_string())
+            .collect();
+        l.sort();
+        l
+    };
+    for (name, line) in names.iter().zip(&lines) {
+        let want = expected["predictions"][*name]["detections"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            labels(line["detections"].as_array().unwrap()),
+            labels(want),
+            "{name}"
+        );
+    }
+    // The human output says which size runs and why.
+    let out = sightline(&[
+        "predict",
+        "--weights",
+        weights.to_str().unwrap(),
+        &images[1],
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("imgsz 256 (the checkpoint's training size)"),
+        "{stdout}"
+    );
+    let out = sightline(&[
+        "predict",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--imgsz",
+        "320",
+        &images[1],
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("imgsz 320 (--imgsz)"), "{stdout}");
+}
+
 #[test]
 fn predict_prints_a_table_without_json() {
     let fx = fixtures();

@@ -198,6 +198,39 @@ fn scenario(db_url: String) {
     .unwrap();
     assert_eq!(labels_of(&bundle), ["dent", "scratch", "ng"]);
     assert_eq!(bundle["format"], 2);
+    // The bundle records the checkpoint's training size (Ultralytics `train_args.imgsz`, 256);
+    // `--imgsz` overrides it and is checked before anything is registered.
+    let bundle_of = |v: &Value| -> Value {
+        let path = env
+            .home
+            .path()
+            .join("artifacts")
+            .join(v["bundle_dir"].as_str().unwrap())
+            .join("bundle.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    assert_eq!(bundle_of(&v2)["preprocessing"]["imgsz"], 256);
+    let err = env.fail(&[
+        "register",
+        "--config",
+        cfg,
+        "--checkpoint",
+        native,
+        "--imgsz",
+        "300",
+    ]);
+    assert!(err.contains("multiple of 32"), "{err}");
+    let v3 = env.json(&[
+        "register",
+        "--config",
+        cfg,
+        "--checkpoint",
+        native,
+        "--imgsz",
+        "320",
+    ]);
+    assert_eq!(v3["version"], 3);
+    assert_eq!(bundle_of(&v3)["preprocessing"]["imgsz"], 320);
 
     // Lineage both ways.
     let (ok, show, err) = env.run(&["model", "show", "1", "--project", "widget_line_a"]);

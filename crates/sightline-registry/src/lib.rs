@@ -23,4 +23,6 @@ pub use gates::Gates;
 pub use model::{
     Alias, AliasEvent, Evaluation, EvaluationSummary, Lineage, ModelVersion, NewModelVersion,
 };
-pub use service::{NewEvaluation, PRODUCTION, Promotion, RegisterRequest, Registry};
+pub use service::{
+    NewEvaluation, PRODUCTION, Promotion, RegisterOverrides, RegisterRequest, Registry,
+};

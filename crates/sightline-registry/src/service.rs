@@ -43,6 +43,79 @@ pub struct RegisterRequest {
     pub actor: String,
 }
 
+/// What a registration may set explicitly instead of reading it from the checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterOverrides {
+    /// The class map (`--labels`; rule in [`crate::labels`]).
+    pub class_labels: Option<Vec<String>>,
+    /// The inference image size recorded in the bundle (`--imgsz`; rule in
+    /// [`bundle_imgsz`]).
+    pub imgsz: Option<u32>,
+}
+
+/// The image size a bundle records (`preprocessing.imgsz`, a classifier's crop): `explicit`
+/// (`--imgsz`), else the size the checkpoint was trained at
+/// ([`sightline_torch::Meta::imgsz`]: Ultralytics `train_args.imgsz`, or the one our trainer
+/// records; its long side, rounded up to the detector stride 32 as Ultralytics'
+/// `check_imgsz`), else the manifest's `hyperparameters.imgsz`. The same rule as inference
+/// (`sightline_vision::imgsz`), so a served model runs at the size `sightline predict` uses.
+pub fn bundle_imgsz(
+    task: Task,
+    explicit: Option<u32>,
+    checkpoint: Option<&sightline_torch::Meta>,
+    manifest_imgsz: u32,
+) -> Result<u32, RegistryError> {
+    if let Some(n) = explicit {
+        let ok = match task {
+            Task::Segment => n >= 32 && n % 32 == 0,
+            Task::Classify => n >= 32,
+        };
+        if !ok || n as usize > sightline_torch::MAX_CHECKPOINT_IMGSZ {
+            return Err(RegistryError::Invalid(format!(
+                "--imgsz {n}: {}",
+                if task == Task::Segment {
+                    "a detector's size must be a multiple of 32 (its largest stride), at least 32"
+                } else {
+                    "a classifier's crop must be at least 32"
+                }
+            )));
+        }
+        return Ok(n);
+    }
+    let recorded = checkpoint
+        .map(sightline_torch::Meta::imgsz)
+        .transpose()
+        .map_err(|e| RegistryError::Invalid(format!("{e}; pass --imgsz")))?
+        .flatten();
+    Ok(match recorded {
+        // at most MAX_CHECKPOINT_IMGSZ, so it fits
+        Some(size) => {
+            let side = size.long_side() as u32;
+            match task {
+                Task::Segment => side.div_ceil(32) * 32,
+                Task::Classify => side,
+            }
+        }
+        None => manifest_imgsz,
+    })
+}
+
+/// The checkpoint's metadata for registration. A detector checkpoint must be readable (its
+/// class names are needed); a classifier's is read only for its training size, and one this
+/// reader does not understand (e.g. a Burn record) registers with the manifest's size.
+fn registration_meta(
+    path: &Path,
+    task: Task,
+) -> Result<Option<sightline_torch::Meta>, RegistryError> {
+    match sightline_torch::load(path) {
+        Ok(ckpt) => Ok(Some(ckpt.meta)),
+        Err(e) if crate::labels::reads_checkpoint_names(task) => Err(RegistryError::Invalid(
+            format!("cannot read the checkpoint {}: {e}", path.display()),
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// An evaluation to record (`POST /models/metrics`, `sightline evaluate --post`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct NewEvaluation {
@@ -230,6 +303,24 @@ impl Registry {
         req: RegisterRequest,
         class_labels: Option<Vec<String>>,
     ) -> Result<ModelVersion, RegistryError> {
+        let overrides = RegisterOverrides {
+            class_labels,
+            ..RegisterOverrides::default()
+        };
+        self.register_with_overrides(req, overrides).await
+    }
+
+    /// [`Registry::register`] with explicit values instead of the checkpoint's: the class map
+    /// (`--labels`) and the bundle's image size (`--imgsz`, see [`bundle_imgsz`]).
+    pub async fn register_with_overrides(
+        &self,
+        req: RegisterRequest,
+        overrides: RegisterOverrides,
+    ) -> Result<ModelVersion, RegistryError> {
+        let RegisterOverrides {
+            class_labels,
+            imgsz,
+        } = overrides;
         let m = &req.manifest;
         let task = match req.task {
             Some(t) => t,
@@ -278,14 +369,18 @@ impl Registry {
                 m.labels, m.project, labels
             )));
         }
-        let checkpoint_names = if crate::labels::reads_checkpoint_names(task) {
+        let meta = {
             let path = req.checkpoint.clone();
-            tokio::task::spawn_blocking(move || crate::labels::checkpoint_class_names(&path))
+            tokio::task::spawn_blocking(move || registration_meta(&path, task))
                 .await
                 .map_err(|e| RegistryError::Invalid(format!("checkpoint reader failed: {e}")))??
+        };
+        let checkpoint_names = if crate::labels::reads_checkpoint_names(task) {
+            meta.as_ref().and_then(|m| m.names.clone())
         } else {
             None
         };
+        let imgsz = bundle_imgsz(task, imgsz, meta.as_ref(), config.hyperparameters.imgsz)?;
         let (class_map, _source) = crate::labels::resolve_class_labels(
             &m.project,
             &labels,
@@ -312,7 +407,7 @@ impl Registry {
             .iter()
             .map(|l| (l.clone(), config.thresholds.for_label(l)))
             .collect();
-        let preprocessing = Preprocessing::for_task(task, config.hyperparameters.imgsz);
+        let preprocessing = Preprocessing::for_task(task, imgsz);
         let bundle_manifest = BundleManifest {
             format: 0,
             project: m.project.clone(),
@@ -645,5 +740,44 @@ mod tests {
         assert!(check_alias("12").is_err());
         assert!(check_alias("a b").is_err());
         assert!(check_alias("").is_err());
+    }
+
+    #[test]
+    fn bundle_imgsz_flag_then_checkpoint_then_manifest() {
+        let meta = |v: serde_json::Value| sightline_torch::Meta {
+            train_args: Some(serde_json::json!({ "imgsz": v })),
+            ..sightline_torch::Meta::default()
+        };
+        let seg = Task::Segment;
+        let at256 = meta(serde_json::json!(256));
+        assert_eq!(
+            bundle_imgsz(seg, Some(320), Some(&at256), 640).unwrap(),
+            320
+        );
+        assert_eq!(bundle_imgsz(seg, None, Some(&at256), 640).unwrap(), 256);
+        assert_eq!(
+            bundle_imgsz(seg, None, Some(&sightline_torch::Meta::default()), 640).unwrap(),
+            640
+        );
+        assert_eq!(bundle_imgsz(seg, None, None, 640).unwrap(), 640);
+        // long side of [h, w], rounded up to the stride for a detector only
+        let odd = meta(serde_json::json!([200, 250]));
+        assert_eq!(bundle_imgsz(seg, None, Some(&odd), 640).unwrap(), 256);
+        assert_eq!(
+            bundle_imgsz(Task::Classify, None, Some(&odd), 224).unwrap(),
+            250
+        );
+        // nonsense in the checkpoint: a clear error, which --imgsz overrides
+        let bad = meta(serde_json::json!("wide"));
+        let e = bundle_imgsz(seg, None, Some(&bad), 640).unwrap_err();
+        assert!(e.to_string().contains("--imgsz"), "{e}");
+        assert_eq!(bundle_imgsz(seg, Some(256), Some(&bad), 640).unwrap(), 256);
+        // the flag is checked like the manifest's value
+        assert!(bundle_imgsz(seg, Some(100), None, 640).is_err());
+        assert!(bundle_imgsz(Task::Classify, Some(16), None, 224).is_err());
+        assert_eq!(
+            bundle_imgsz(Task::Classify, Some(96), None, 224).unwrap(),
+            96
+        );
     }
 }

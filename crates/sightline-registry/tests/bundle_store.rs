@@ -286,3 +286,76 @@ async fn corrupt_partial_or_missing_downloads_never_reach_the_cache() {
     );
     assert!(tree(&cache).is_empty());
 }
+
+/// Registering the Ultralytics fixture trained at 256 under a manifest that says 640 (the
+/// default) writes the checkpoint's size into `bundle.json`, so the server letterboxes as
+/// Ultralytics predicts; `--imgsz` (the override) still wins.
+#[tokio::test]
+async fn detector_bundle_takes_the_checkpoint_training_size() {
+    const DET: &str = "project: widget_line_a
+labels: [ok, ng, scratch, dent]
+models:
+  detector:
+    name: yolov8n-seg
+    weights: none
+";
+    let fixtures = std::env::var_os("SIGHTLINE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
+    let ckpt = fixtures.join("ultralytics/yolov8n-seg-widgets.pt");
+    assert!(
+        ckpt.is_file(),
+        "fixture {} missing (set SIGHTLINE_FIXTURES)",
+        ckpt.display()
+    );
+    let t = fresh_sqlite().await.unwrap();
+    let manifest = Manifest::parse(DET, "test.yaml").unwrap();
+    assert_eq!(
+        manifest.detector.as_ref().unwrap().hyperparameters.imgsz,
+        640
+    );
+    sightline_db::projects::apply(&t.db, &manifest, DET, false)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(t.db.clone(), tmp.path().join("artifacts"));
+    let req = RegisterRequest {
+        task: Some(Task::Segment),
+        ..request(&manifest, &ckpt)
+    };
+    let imgsz_of = |v: &ModelVersion| {
+        let text = fs_err::read_to_string(
+            tmp.path()
+                .join("artifacts")
+                .join(&v.bundle_dir)
+                .join("bundle.json"),
+        )
+        .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["preprocessing"]["kind"], "letterbox");
+        json["preprocessing"]["imgsz"].as_u64().unwrap()
+    };
+    let v1 = reg.register(req.clone()).await.unwrap();
+    assert_eq!(imgsz_of(&v1), 256);
+    assert!(
+        matches!(
+            v1.preprocessing,
+            sightline_registry::Preprocessing::Letterbox { imgsz: 256, .. }
+        ),
+        "the version row agrees: {:?}",
+        v1.preprocessing
+    );
+    let v2 = reg
+        .register_with_overrides(
+            req,
+            sightline_registry::RegisterOverrides {
+                imgsz: Some(320),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(imgsz_of(&v2), 320);
+}

@@ -18,6 +18,7 @@
 //! ```
 
 mod error;
+mod imgsz;
 mod module;
 pub mod pickle;
 mod safetensors_io;
@@ -30,6 +31,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
 
 pub use error::{Error, ErrorKind, Result};
+pub use imgsz::{ImageSize, InvalidImgsz, MAX_CHECKPOINT_IMGSZ};
 pub use module::to_json;
 pub use safetensors_io::save_safetensors;
 pub use tensor::{DType, StorageRef, TensorF32, TensorRef};
@@ -70,7 +72,8 @@ pub struct Meta {
     pub stride: Option<Vec<f32>>,
     /// The Ultralytics model yaml dict (architecture, scales, nc, …).
     pub yaml: Option<Json>,
-    /// Training arguments (`train_args`, or the model's `args`).
+    /// Training arguments (`train_args`, or the model's `args`); [`Meta::imgsz`] reads the
+    /// training image size from them.
     pub train_args: Option<Json>,
     /// Other top-level scalar entries (date, version, epoch, …) or safetensors metadata.
     pub info: Map<String, Json>,

@@ -65,7 +65,7 @@ pub struct DetRunConfig {
 }
 
 /// Safetensors bytes of `map` with the metadata keys `sightline-torch` reads back (`task`,
-/// `names` as a JSON list, `nc`, `scale`, `model_class`).
+/// `names` as a JSON list, `nc`, `scale`, `model_class`, `train_args` as JSON).
 pub fn checkpoint_bytes(map: &TensorMap, meta: &[(&str, String)]) -> Result<Vec<u8>> {
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = map
         .iter()
@@ -91,13 +91,22 @@ pub fn checkpoint_bytes(map: &TensorMap, meta: &[(&str, String)]) -> Result<Vec<
     safetensors::serialize(views, Some(md)).map_err(|e| TrainError::Data(e.to_string()))
 }
 
-/// Write a YOLOv8-seg checkpoint (Ultralytics tensor names, class names in the metadata).
-pub fn save_detector(model: &YoloV8Seg, names: &[String], path: &Path) -> Result<()> {
+/// The `train_args` metadata value recording the training image size (`{"imgsz": N}`, the key
+/// and shape of an Ultralytics checkpoint's `train_args`, read back by
+/// `sightline_torch::Meta::imgsz` so that inference defaults to the trained size).
+pub fn train_args_json(imgsz: u32) -> String {
+    serde_json::json!({ "imgsz": imgsz }).to_string()
+}
+
+/// Write a YOLOv8-seg checkpoint (Ultralytics tensor names; class names and the training
+/// image size `imgsz` in the metadata).
+pub fn save_detector(model: &YoloV8Seg, names: &[String], imgsz: u32, path: &Path) -> Result<()> {
     let map = model
         .to_tensor_map()
         .map_err(|e| TrainError::Io(e.to_string()))?;
     let mut meta = vec![
         ("task", "segment".to_string()),
+        ("train_args", train_args_json(imgsz)),
         ("nc", model.num_classes().to_string()),
         ("model_class", "SegmentationModel".to_string()),
         (
@@ -272,9 +281,9 @@ pub fn train_detector(
             time_s: t0.elapsed().as_secs_f64(),
         };
         let last = exp.weights_path("last");
-        save_detector(&eval, &cfg.names, &last)?;
+        save_detector(&eval, &cfg.names, imgsz, &last)?;
         if best.update(epoch, fitness) || !exp.weights_path("best").exists() {
-            save_detector(&eval, &cfg.names, &exp.weights_path("best"))?;
+            save_detector(&eval, &cfg.names, imgsz, &exp.weights_path("best"))?;
         }
         opt.save_state(&model, &optim_state_path(&last))?;
         ema.save_state(&model, &ema_state_path(&last))?;
@@ -312,4 +321,29 @@ pub fn train_detector(
         best_epoch: best.best_epoch,
         best_fitness: best.best_fitness,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our checkpoints record the training size where Ultralytics keeps it, so `sightline
+    /// predict`, `evaluate` and `register` default to it.
+    #[test]
+    fn saved_detector_records_its_training_size() {
+        let device = Device::flex();
+        let config = YoloV8SegConfig::n(2);
+        let model = YoloV8Seg::new(&config, &device);
+        let names = vec!["scratch".to_string(), "dent".to_string()];
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("last.safetensors");
+        save_detector(&model, &names, 96, &path).unwrap();
+        let ckpt = sightline_vision::checkpoint::read_checkpoint(&path).unwrap();
+        assert_eq!(ckpt.meta.names.as_deref(), Some(names.as_slice()));
+        assert_eq!(ckpt.meta.task.as_deref(), Some("segment"));
+        assert_eq!(
+            sightline_vision::imgsz::checkpoint_imgsz(&ckpt.meta).unwrap(),
+            Some(96)
+        );
+    }
 }

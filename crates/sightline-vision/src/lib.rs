@@ -8,11 +8,13 @@
 //!   ([`segment::Segmenter`]).
 //! - [`checkpoint`]: checkpoint files → tensors and task.
 //! - [`record`]: Burn's own record format (Burnpack `.bpk`) for our models.
+//! - [`imgsz`]: which image size inference runs at (flag, else checkpoint, else default).
 
 pub mod backend;
 pub mod checkpoint;
 pub mod classify;
 pub mod error;
+pub mod imgsz;
 pub mod mobilenet;
 pub mod overlay;
 pub mod postprocess;

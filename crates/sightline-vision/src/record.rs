@@ -11,7 +11,9 @@
 //! - segment: `sightline.yolo.{num_classes, scale, depth_multiple, width_multiple,
 //!   max_channels, num_masks, proto_channels, reg_max, sppf_cv1_act}`;
 //! - classify: `sightline.mobilenet.{variant, num_classes, dropout}` (the torchvision
-//!   variants at width 1.0, as [`MobileNetV3Config::infer`] recognises them).
+//!   variants at width 1.0, as [`MobileNetV3Config::infer`] recognises them);
+//! - optional `sightline.imgsz`: the training image size, read back as
+//!   `train_args = {"imgsz": N}` (what [`crate::imgsz`] uses for inference).
 //!
 //! Loading is strict: a tensor the model needs and the record lacks, one with another shape,
 //! or one the model does not have is an error naming it. [`crate::checkpoint::read_checkpoint`]
@@ -36,6 +38,15 @@ use crate::yolo::{YoloV8Seg, YoloV8SegConfig};
 pub const EXTENSION: &str = "bpk";
 
 const FORMAT: &str = "sightline-record/1";
+
+/// Metadata key of the training image size.
+pub const IMGSZ_KEY: &str = "sightline.imgsz";
+
+fn push_imgsz(meta: &mut Vec<(String, String)>, imgsz: Option<usize>) {
+    if let Some(n) = imgsz {
+        meta.push((IMGSZ_KEY.to_string(), n.to_string()));
+    }
+}
 
 /// Whether `head` (the first bytes of a file) starts a Burnpack container.
 pub fn is_record(head: &[u8]) -> bool {
@@ -115,26 +126,33 @@ pub fn classifier_metadata(
     ])
 }
 
-/// Writes `model` (built from `config`) with its class names as a Burnpack record at `path`
-/// (replacing a file there; the name is kept as given, `.bpk` by convention).
+/// Writes `model` (built from `config`) with its class names and, when known, its training
+/// image size as a Burnpack record at `path` (replacing a file there; the name is kept as
+/// given, `.bpk` by convention).
 pub fn save_detector(
     model: &YoloV8Seg,
     config: &YoloV8SegConfig,
     names: &[String],
+    imgsz: Option<usize>,
     path: &Path,
 ) -> Result<()> {
-    save(model, detector_metadata(config, names)?, path)
+    let mut meta = detector_metadata(config, names)?;
+    push_imgsz(&mut meta, imgsz);
+    save(model, meta, path)
 }
 
 /// Writes `model` (built from `config`, a torchvision variant at width 1.0) with its class
-/// names as a Burnpack record at `path`.
+/// names and, when known, its training image size (crop) as a Burnpack record at `path`.
 pub fn save_classifier(
     model: &MobileNetV3,
     config: &MobileNetV3Config,
     names: &[String],
+    imgsz: Option<usize>,
     path: &Path,
 ) -> Result<()> {
-    save(model, classifier_metadata(config, names)?, path)
+    let mut meta = classifier_metadata(config, names)?;
+    push_imgsz(&mut meta, imgsz);
+    save(model, meta, path)
 }
 
 /// The metadata of a record.
@@ -302,6 +320,14 @@ pub fn read_record(path: &Path) -> Result<Checkpoint> {
     ckpt.meta.task = Some(task.to_string());
     ckpt.meta.nc = names.as_ref().map(Vec::len);
     ckpt.meta.names = names;
+    if let Some(v) = meta.get(IMGSZ_KEY) {
+        // Kept as written (a number when it is one) so that `Meta::imgsz` judges it.
+        let imgsz = v.parse::<u64>().map_or_else(
+            |_| serde_json::Value::String(v.clone()),
+            serde_json::Value::from,
+        );
+        ckpt.meta.train_args = Some(serde_json::json!({ "imgsz": imgsz }));
+    }
     for (name, t) in map.iter() {
         ckpt.tensors.insert(
             name.to_string(),

@@ -49,7 +49,7 @@ fn yolo_record_round_trip_gives_identical_outputs() {
     let (model, config, names) = yolo();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("best.bpk");
-    record::save_detector(&model, &config, &names, &path).unwrap();
+    record::save_detector(&model, &config, &names, Some(256), &path).unwrap();
     assert!(record::is_record_file(&path));
 
     let (back, back_config, back_names) = record::load_detector(&path, &d).unwrap();
@@ -70,6 +70,11 @@ fn yolo_record_round_trip_gives_identical_outputs() {
     std::fs::copy(&path, &renamed).unwrap();
     let ckpt = read_checkpoint(&renamed).unwrap();
     assert_eq!(task_of(&ckpt), Some(Task::Segment));
+    // the training size travels with the record
+    assert_eq!(
+        sightline_vision::imgsz::checkpoint_imgsz(&ckpt.meta).unwrap(),
+        Some(256)
+    );
     let from_record = Segmenter::from_loaded_checkpoint(ckpt, None, d.clone()).unwrap();
     assert_eq!(from_record.labels(), names.as_slice());
     let reference =
@@ -98,7 +103,7 @@ fn mobilenet_record_round_trip_gives_identical_outputs() {
     let names: Vec<String> = ["ok", "ng", "scratch", "dent"].map(String::from).to_vec();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("clf.bpk");
-    record::save_classifier(&model, &config, &names, &path).unwrap();
+    record::save_classifier(&model, &config, &names, None, &path).unwrap();
     let (back, back_config, back_names) = record::load_classifier(&path, &d).unwrap();
     assert_eq!(back_config, config);
     assert_eq!(back_names, Some(names.clone()));
@@ -130,7 +135,7 @@ fn a_missing_tensor_is_named() {
     let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full.bpk");
-    record::save_classifier(&model, &config, &names, &full).unwrap();
+    record::save_classifier(&model, &config, &names, None, &full).unwrap();
     // the same record without one batch-norm buffer, written with burn-store's own filter
     let partial = tmp.path().join("partial.bpk");
     let mut store = BurnpackStore::from_file(&partial)
@@ -168,7 +173,7 @@ fn a_mis_shaped_tensor_is_named() {
     // the metadata says 2 classes, the tensors are those of a 3-class head
     let two = YoloV8SegConfig::n(2);
     let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
-    record::save_detector(&model, &two, &names, &path).unwrap();
+    record::save_detector(&model, &two, &names, None, &path).unwrap();
     let Err(e) = record::load_detector(&path, &d) else {
         panic!("a record with a mis-shaped tensor loaded");
     };

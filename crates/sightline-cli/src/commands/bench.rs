@@ -4,7 +4,9 @@
 //! and the image loaded once: median over `--iters` runs after `--warmup` runs, for each image
 //! size and batch size, both for the network forward alone (input already preprocessed, outputs
 //! read back) and for the whole pipeline (YOLOv8-seg: letterbox, forward, NMS, masks at full
-//! resolution; MobileNetV3-small at 224: resize, crop, normalise, forward, softmax).
+//! resolution; MobileNetV3-small at 224: resize, crop, normalise, forward, softmax). A given
+//! checkpoint is measured at the size it was trained at when it records one
+//! ([`sightline_vision::imgsz`]; the detector unless `--sizes` is given).
 //!
 //! `sightline bench serve` is a load test of a running `sightline serve`: `--concurrency`
 //! clients (each one keep-alive HTTP connection) post one image to `POST /projects/{p}/inspect`
@@ -19,8 +21,10 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use sightline_vision::backend::BackendKind;
 use sightline_vision::burn::tensor::{Tensor, TensorData};
+use sightline_vision::checkpoint::read_checkpoint;
 use sightline_vision::classify::Classifier;
 use sightline_vision::image::DynamicImage;
+use sightline_vision::imgsz::{checkpoint_imgsz, classify_preprocess};
 use sightline_vision::mobilenet::MobileNetV3Config;
 use sightline_vision::preprocess::load_rgb;
 use sightline_vision::segment::{SegmentSettings, Segmenter};
@@ -93,9 +97,10 @@ pub struct PredictArgs {
     /// Image to run on (default: a synthetic 640×480 image).
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// Image sizes to measure.
-    #[arg(long, value_delimiter = ',', default_value = "640,256")]
-    pub sizes: Vec<usize>,
+    /// Image sizes to measure (default: the `--yolo-weights` checkpoint's training size when it
+    /// records one, else 640,256).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
     /// Batch sizes to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     pub batches: Vec<usize>,
@@ -150,12 +155,19 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
     }
     let backend: BackendKind = args.device.parse()?;
     let device = backend.device()?;
+    let mut recorded = None;
     let (model, model_name) = match &args.yolo_weights {
-        Some(path) => (
-            Segmenter::from_checkpoint(path, None, device)
-                .with_context(|| format!("loading {}", path.display()))?,
-            path.display().to_string(),
-        ),
+        Some(path) => {
+            let ckpt =
+                read_checkpoint(path).with_context(|| format!("loading {}", path.display()))?;
+            recorded = checkpoint_imgsz(&ckpt.meta)
+                .with_context(|| format!("image size of {}", path.display()))?;
+            (
+                Segmenter::from_loaded_checkpoint(ckpt, None, device)
+                    .with_context(|| format!("loading {}", path.display()))?,
+                path.display().to_string(),
+            )
+        }
         None => {
             let config = YoloV8SegConfig::n(80);
             let net = YoloV8Seg::new(&config, &device);
@@ -184,8 +196,13 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
             "model", "imgsz", "batch", "forward ms", "pipeline ms", "pipeline ms/img"
         );
     }
+    let sizes = match (&args.sizes, recorded) {
+        (Some(s), _) => s.clone(),
+        (None, Some(n)) => vec![n],
+        (None, None) => vec![640, 256],
+    };
     let mut rows = Vec::new();
-    for &imgsz in &args.sizes {
+    for &imgsz in &sizes {
         let settings = SegmentSettings {
             imgsz,
             ..SegmentSettings::default()
@@ -235,11 +252,20 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
     }
     if !args.no_mobilenet {
         let (classifier, name) = match &args.mobilenet_weights {
-            Some(path) => (
-                Classifier::load_on(path, None, model.device().clone())
-                    .with_context(|| format!("loading {}", path.display()))?,
-                path.display().to_string(),
-            ),
+            Some(path) => {
+                let crop = checkpoint_imgsz(
+                    &read_checkpoint(path)
+                        .with_context(|| format!("loading {}", path.display()))?
+                        .meta,
+                )
+                .with_context(|| format!("image size of {}", path.display()))?;
+                let mut c = Classifier::load_on(path, None, model.device().clone())
+                    .with_context(|| format!("loading {}", path.display()))?;
+                if let Some(crop) = crop {
+                    c = c.with_preprocess(classify_preprocess(crop));
+                }
+                (c, path.display().to_string())
+            }
             None => {
                 let config = MobileNetV3Config::small(1000);
                 let net = config.init(model.device());

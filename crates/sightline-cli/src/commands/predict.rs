@@ -13,6 +13,7 @@ use sightline_vision::backend::Device;
 use sightline_vision::checkpoint::{Task, read_checkpoint, task_of};
 use sightline_vision::classify::{Classification, Classifier};
 use sightline_vision::image::DynamicImage;
+use sightline_vision::imgsz::{ImgszSource, ResolvedImgsz, classify_preprocess, inference_imgsz};
 use sightline_vision::overlay::{class_color, draw_detections, draw_tag, save_png};
 use sightline_vision::postprocess::NmsSettings;
 use sightline_vision::preprocess::load_rgb;
@@ -30,9 +31,12 @@ pub struct Args {
     /// Class names, comma-separated (default: the names stored in the checkpoint).
     #[arg(long, value_delimiter = ',')]
     pub labels: Option<Vec<String>>,
-    /// Inference size (longest side; rounded up to a multiple of 32).
-    #[arg(long, default_value_t = 640)]
-    pub imgsz: usize,
+    /// Inference size: a detector's letterbox side (rounded up to a multiple of 32), a
+    /// classifier's crop (resize `imgsz·256/224` first). Default: the size the checkpoint was
+    /// trained at (Ultralytics `train_args.imgsz`, or ours), else 640 (detector) / 224
+    /// (classifier).
+    #[arg(long)]
+    pub imgsz: Option<usize>,
     /// Confidence threshold.
     #[arg(long, default_value_t = 0.25)]
     pub conf: f32,
@@ -77,21 +81,22 @@ fn predict(args: Args, json: bool) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     });
     let ckpt = read_checkpoint(&args.weights)?;
-    match task_of(&ckpt) {
-        Some(Task::Segment) => {}
-        Some(Task::Classify) => {
-            drop(ckpt);
-            return classify(&args, json, labels, device);
-        }
-        None => bail!(
+    let Some(task) = task_of(&ckpt) else {
+        bail!(
             "cannot tell which model {} holds (no task in its metadata and no known tensor names)",
             args.weights.display()
-        ),
+        )
+    };
+    let imgsz = inference_imgsz(args.imgsz, &ckpt.meta, task)
+        .with_context(|| format!("image size of {}", args.weights.display()))?;
+    if task == Task::Classify {
+        drop(ckpt);
+        return classify(&args, json, labels, device, imgsz);
     }
     let model = Segmenter::from_loaded_checkpoint(ckpt, labels, device)
         .with_context(|| format!("loading {}", args.weights.display()))?;
     let settings = SegmentSettings {
-        imgsz: args.imgsz,
+        imgsz: imgsz.imgsz,
         nms: NmsSettings {
             conf: args.conf,
             iou: args.iou,
@@ -101,6 +106,12 @@ fn predict(args: Args, json: bool) -> anyhow::Result<()> {
         ..SegmentSettings::default()
     }
     .validated()?;
+    if !json {
+        println!(
+            "{}",
+            imgsz_notice(&settings.imgsz.to_string(), imgsz.source, task)
+        );
+    }
     create_overlay_dir(&args)?;
     for chunk in args.images.chunks(args.batch) {
         let mut images = Vec::with_capacity(chunk.len());
@@ -124,6 +135,21 @@ fn predict(args: Args, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The human-output line saying which size runs and why (nothing of it goes into `--json`).
+fn imgsz_notice(size: &str, source: ImgszSource, task: Task) -> String {
+    let why = match (source, task) {
+        (ImgszSource::Explicit, _) => "--imgsz",
+        (ImgszSource::Checkpoint, _) => "the checkpoint's training size",
+        (ImgszSource::Fallback, Task::Segment) => {
+            "default; the checkpoint records no training size"
+        }
+        (ImgszSource::Fallback, Task::Classify) => {
+            "torchvision default; the checkpoint records no training size"
+        }
+    };
+    format!("imgsz {size} ({why})")
+}
+
 fn create_overlay_dir(args: &Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.save_overlay {
         std::fs::create_dir_all(dir)
@@ -137,9 +163,19 @@ fn classify(
     json: bool,
     labels: Option<Vec<String>>,
     device: Device,
+    imgsz: ResolvedImgsz,
 ) -> anyhow::Result<()> {
+    if imgsz.imgsz == 0 {
+        bail!("--imgsz must be positive");
+    }
+    let pre = classify_preprocess(imgsz.imgsz);
     let model = Classifier::load_on(&args.weights, labels, device)
-        .with_context(|| format!("loading {}", args.weights.display()))?;
+        .with_context(|| format!("loading {}", args.weights.display()))?
+        .with_preprocess(pre.clone());
+    if !json {
+        let size = format!("{} (resize {})", pre.crop, pre.resize);
+        println!("{}", imgsz_notice(&size, imgsz.source, Task::Classify));
+    }
     create_overlay_dir(args)?;
     for chunk in args.images.chunks(args.batch) {
         let mut images = Vec::with_capacity(chunk.len());

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sightline_core::{Manifest, Task};
 use sightline_registry::from_experiment;
-use sightline_registry::{RegisterRequest, Registry};
+use sightline_registry::{RegisterOverrides, RegisterRequest, Registry};
 
 use crate::ctx::Ctx;
 
@@ -46,6 +46,11 @@ pub struct Args {
     /// match the checkpoint's classes. Default: the checkpoint's names, else the project labels.
     #[arg(long, value_name = "LABELS")]
     pub labels: Option<String>,
+    /// Inference image size recorded in the bundle (detector letterbox side, a multiple of 32;
+    /// classifier crop). Default: the size the checkpoint was trained at (Ultralytics
+    /// `train_args.imgsz`, or ours), else the manifest's `imgsz`.
+    #[arg(long)]
+    pub imgsz: Option<u32>,
 }
 
 /// The database URL and the (local) artifact root of the context.
@@ -182,8 +187,12 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         .labels
         .as_deref()
         .map(sightline_registry::labels::parse_label_list);
+    let overrides = RegisterOverrides {
+        class_labels,
+        imgsz: args.imgsz,
+    };
     let model = registry
-        .register_with_labels(
+        .register_with_overrides(
             RegisterRequest {
                 manifest: r.manifest,
                 task: r.task,
@@ -195,7 +204,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
                 alias: args.alias.clone(),
                 actor: "cli".into(),
             },
-            class_labels,
+            overrides,
         )
         .await
         .with_context(|| format!("cannot register {}", r.checkpoint.display()))?;

@@ -204,13 +204,14 @@ pub fn set_bn_momentum(model: &mut MobileNetV3, momentum: f64) {
     set(&mut model.last_conv);
 }
 
-fn save(model: &MobileNetV3, path: &std::path::Path) -> Result<()> {
+/// Writes the classifier's weights (torchvision names) with the training image size (the
+/// crop) as `train_args = {"imgsz": N}` in the metadata.
+fn save(model: &MobileNetV3, imgsz: u32, path: &std::path::Path) -> Result<()> {
     let map = model
         .to_tensor_map()
         .map_err(|e| TrainError::Io(e.to_string()))?;
-    let bytes = map
-        .to_safetensors_bytes()
-        .map_err(|e| TrainError::Io(e.to_string()))?;
+    let bytes =
+        crate::run::checkpoint_bytes(&map, &[("train_args", crate::run::train_args_json(imgsz))])?;
     write_atomic(path, &bytes)
 }
 
@@ -474,13 +475,13 @@ pub fn train_classifier(
             fitness,
             time_s: t0.elapsed().as_secs_f64(),
         };
-        save(&eval_valid, &last_path)?;
+        save(&eval_valid, size, &last_path)?;
         opt.save_state(&model, &optim_state_path(&last_path))?;
         if let Some(e) = &ema {
             e.save_state(&model, &ema_state_path(&last_path))?;
         }
         if best.update(epoch, fitness) || !exp.weights_path("best").exists() {
-            save(&eval_valid, &exp.weights_path("best"))?;
+            save(&eval_valid, size, &exp.weights_path("best"))?;
         }
         exp.append(record.clone())?;
         on_epoch(&record);
@@ -497,4 +498,26 @@ pub fn train_classifier(
         "fitness": "validation top-1 accuracy",
     }))?;
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_classifier_records_its_training_size() {
+        let device = Device::flex();
+        let config = sightline_vision::mobilenet::MobileNetV3Config::small(3);
+        let model = MobileNetV3::new(&config, &device);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("best.safetensors");
+        save(&model, 64, &path).unwrap();
+        let ckpt = sightline_vision::checkpoint::read_checkpoint(&path).unwrap();
+        assert_eq!(
+            sightline_vision::imgsz::checkpoint_imgsz(&ckpt.meta).unwrap(),
+            Some(64)
+        );
+        // still loads as a classifier
+        sightline_vision::classify::Classifier::load_on(&path, None, Device::flex()).unwrap();
+    }
 }

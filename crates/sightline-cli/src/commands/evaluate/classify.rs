@@ -119,12 +119,27 @@ pub(crate) fn evaluate(
         (None, None) => bail!("no evaluation data"),
     };
     let backend: sightline_vision::backend::BackendKind = opts.device.parse()?;
+    // `--imgsz`, else the checkpoint's training size (crop), else the manifest's.
+    let meta = sightline_vision::checkpoint::read_checkpoint(ckpt)
+        .with_context(|| format!("cannot load classifier {}", ckpt.display()))?
+        .meta;
+    let crop = sightline_vision::imgsz::resolve_imgsz(
+        opts.imgsz.map(|s| s as usize),
+        &meta,
+        model.hyperparameters.imgsz as usize,
+    )
+    .with_context(|| format!("image size of {}", ckpt.display()))?
+    .imgsz;
+    if crop == 0 {
+        bail!("--imgsz must be positive");
+    }
     let clf = sightline_vision::classify::Classifier::load_on(
         ckpt,
         Some(labels.clone()),
         backend.device()?,
     )
-    .with_context(|| format!("cannot load classifier {}", ckpt.display()))?;
+    .with_context(|| format!("cannot load classifier {}", ckpt.display()))?
+    .with_preprocess(sightline_vision::imgsz::classify_preprocess(crop));
     let pb = progress(samples.len(), "classify", opts.show_progress);
     let mut preds = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(opts.batch) {

@@ -397,7 +397,16 @@ pub(crate) fn evaluate(
         .as_ref()
         .with_context(|| format!("the manifest of {} has no detector model", manifest.project))?;
     let backend: sightline_vision::backend::BackendKind = opts.device.parse()?;
-    let seg = Segmenter::from_checkpoint(ckpt, opts.labels.clone(), backend.device()?)
+    let loaded = sightline_vision::checkpoint::read_checkpoint(ckpt)
+        .with_context(|| format!("loading {}", ckpt.display()))?;
+    // `--imgsz`, else the checkpoint's training size, else the manifest's.
+    let imgsz = sightline_vision::imgsz::resolve_imgsz(
+        opts.imgsz.map(|s| s as usize),
+        &loaded.meta,
+        det.hyperparameters.imgsz as usize,
+    )
+    .with_context(|| format!("image size of {}", ckpt.display()))?;
+    let seg = Segmenter::from_loaded_checkpoint(loaded, opts.labels.clone(), backend.device()?)
         .with_context(|| format!("loading {}", ckpt.display()))?;
     let classes = seg.labels().to_vec();
     let foreign: Vec<&String> = classes
@@ -422,7 +431,7 @@ pub(crate) fn evaluate(
     }
     let nc = classes.len();
     let settings = SegmentSettings {
-        imgsz: opts.imgsz.unwrap_or(det.hyperparameters.imgsz) as usize,
+        imgsz: imgsz.imgsz,
         nms: NmsSettings {
             conf: opts.conf as f32,
             iou: opts.iou as f32,

@@ -72,7 +72,8 @@ pub struct Args {
     /// missing or are not the project's labels.
     #[arg(long, value_delimiter = ',')]
     pub labels: Option<Vec<String>>,
-    /// Inference image size (detector; default the manifest's `imgsz`).
+    /// Inference image size (detector letterbox / classifier crop). Default: the size the
+    /// checkpoint was trained at, else the manifest's `imgsz`.
     #[arg(long)]
     pub imgsz: Option<u32>,
     /// Minimum confidence kept for threshold-free metrics (detector).

@@ -340,16 +340,24 @@ pub(crate) fn save_records(
         let to = from.with_extension(record::EXTENSION);
         let map = TensorMap::from_safetensors_file(&from)
             .with_context(|| format!("reading {}", from.display()))?;
+        // The training size the safetensors checkpoint records goes into the record too.
+        let imgsz = sightline_vision::checkpoint::read_checkpoint(&from)
+            .ok()
+            .and_then(|c| {
+                sightline_vision::imgsz::checkpoint_imgsz(&c.meta)
+                    .ok()
+                    .flatten()
+            });
         match task {
             Task::Segment => {
                 let cfg = YoloV8SegConfig::infer(&map)?;
                 let model = YoloV8Seg::load(&cfg, &map, &device)?;
-                record::save_detector(&model, &cfg, names, &to)?;
+                record::save_detector(&model, &cfg, names, imgsz, &to)?;
             }
             Task::Classify => {
                 let cfg = MobileNetV3Config::infer(&map)?;
                 let model = MobileNetV3::load(&cfg, &map, &device)?;
-                record::save_classifier(&model, &cfg, names, &to)?;
+                record::save_classifier(&model, &cfg, names, imgsz, &to)?;
             }
         }
         written.push(to);
