@@ -5,6 +5,7 @@
 
 mod commands;
 mod ctx;
+mod inference;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,8 @@ enum Command {
     Demo(commands::demo::Args),
     /// Benchmarks that print figures and ratios (see docs/perf.md).
     Bench(commands::bench::Args),
+    /// The inference runtime (Burn or ONNX Runtime): show which is active, install ONNX Runtime.
+    Runtime(commands::runtime::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => commands::serve::run(args, &ctx).await,
             Command::Demo(args) => commands::demo::run(args, &ctx).await,
             Command::Bench(args) => commands::bench::run(args, &ctx).await,
+            Command::Runtime(args) => commands::runtime::run(args, &ctx).await,
         }
     });
     match result {

@@ -420,6 +420,7 @@ impl Registry {
             business_rules: m.business_rules.clone(),
             weights: String::new(),
             files: Vec::new(),
+            onnx: None,
             created_at: crate::time::now_rfc3339(),
         };
         // A bundle folder without a database row is left over from an interrupted registration:

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use image::DynamicImage;
 use sightline_core::Task;
+use sightline_onnx::attach::OrtRuntime;
 use sightline_registry::{Bundle, Preprocessing};
 use sightline_vision::burn::tensor::Device;
 use sightline_vision::classify::{Classifier, ClassifyPreprocess};
@@ -12,19 +13,46 @@ use sightline_vision::segment::{SegmentSettings, Segmenter};
 
 use crate::infer::{Classification, Detection, InferError, InspectModel, ModelLoader, ModelOutput};
 
-/// Loads bundles with `sightline-vision` on one device.
+/// Loads bundles with `sightline-vision` on one device; with ONNX Runtime configured, a
+/// bundle's `model.onnx` (checked against the native model at registration) runs the forward
+/// pass, while bundles without one (older registrations) run on Burn.
 #[derive(Debug, Clone)]
 pub struct VisionLoader {
     device: Device,
+    onnxruntime: Option<OrtRuntime>,
 }
 
 impl VisionLoader {
-    /// A loader on the default (CPU) device.
+    /// A loader on the default (CPU) device, Burn only.
     pub fn new() -> Self {
         Self {
             device: sightline_vision::backend::default_device(),
+            onnxruntime: None,
         }
     }
+
+    /// Runs bundles that carry an ONNX export on ONNX Runtime.
+    pub fn with_onnxruntime(mut self, runtime: Option<OrtRuntime>) -> Self {
+        self.onnxruntime = runtime;
+        self
+    }
+
+    /// The bundle's ONNX file, when this loader runs ONNX Runtime and the bundle has one.
+    fn onnx_bytes(&self, bundle: &Bundle) -> Result<Option<(&OrtRuntime, Vec<u8>)>, InferError> {
+        match (&self.onnxruntime, &bundle.manifest.onnx) {
+            (Some(rt), Some(onnx)) => {
+                let path = bundle.dir.join(&onnx.file);
+                let bytes = fs_err::read(&path)
+                    .map_err(|e| InferError::Load(format!("reading {}: {e}", onnx.file)))?;
+                Ok(Some((rt, bytes)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn attach_err(e: sightline_onnx::attach::AttachError) -> InferError {
+    InferError::Load(sightline_onnx::runtime::error_chain(&e))
 }
 
 impl Default for VisionLoader {
@@ -164,6 +192,17 @@ impl ModelLoader for VisionLoader {
                 let settings = settings
                     .validated()
                     .map_err(|e| InferError::Load(e.to_string()))?;
+                let segmenter = match self.onnx_bytes(bundle)? {
+                    Some((rt, bytes)) => sightline_onnx::attach::segmenter_on_ort(
+                        segmenter,
+                        rt,
+                        Some(&bytes),
+                        settings.imgsz,
+                    )
+                    .map_err(attach_err)?,
+                    None => segmenter,
+                };
+                tracing::info!(project = %m.project, version = m.version, engine = %segmenter.engine(), "detector loaded");
                 Ok(Arc::new(SegmentModel {
                     segmenter,
                     settings,
@@ -186,6 +225,14 @@ impl ModelLoader for VisionLoader {
                         mean: *mean,
                         std: *std,
                     });
+                let classifier = match self.onnx_bytes(bundle)? {
+                    Some((rt, bytes)) => {
+                        sightline_onnx::attach::classifier_on_ort(classifier, rt, Some(&bytes))
+                            .map_err(attach_err)?
+                    }
+                    None => classifier,
+                };
+                tracing::info!(project = %m.project, version = m.version, engine = %classifier.engine(), "classifier loaded");
                 Ok(Arc::new(ClassifyModel { classifier }))
             }
             (task, pre) => Err(InferError::Load(format!(

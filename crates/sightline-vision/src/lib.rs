@@ -6,6 +6,8 @@
 //! - [`yolo`]: the YOLOv8-seg network.
 //! - [`preprocess`], [`postprocess`], [`segment`]: the segmentation inference pipeline
 //!   ([`segment::Segmenter`]).
+//! - [`network`]: the forward-pass seam (Burn module or an external engine such as ONNX
+//!   Runtime).
 //! - [`checkpoint`]: checkpoint files → tensors and task.
 //! - [`record`]: Burn's own record format (Burnpack `.bpk`) for our models.
 //! - [`imgsz`]: which image size inference runs at (flag, else checkpoint, else default).
@@ -16,6 +18,7 @@ pub mod classify;
 pub mod error;
 pub mod imgsz;
 pub mod mobilenet;
+pub mod network;
 pub mod overlay;
 pub mod postprocess;
 pub mod preprocess;

@@ -11,5 +11,6 @@ pub mod model;
 pub mod predict;
 pub mod project;
 pub mod register;
+pub mod runtime;
 pub mod serve;
 pub mod train;

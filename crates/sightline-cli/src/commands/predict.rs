@@ -20,6 +20,7 @@ use sightline_vision::preprocess::load_rgb;
 use sightline_vision::segment::{Detection, SegmentSettings, Segmenter};
 
 use crate::ctx::Ctx;
+use crate::inference::{InferenceRuntime, RuntimeArgs};
 
 /// Arguments of `sightline predict`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,9 @@ pub struct Args {
     /// Write an overlay PNG per image into this directory.
     #[arg(long, value_name = "DIR")]
     pub save_overlay: Option<PathBuf>,
+    /// Inference runtime.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Image files.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -63,12 +67,14 @@ pub struct Args {
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let json = ctx.json;
-    tokio::task::spawn_blocking(move || predict(args, json))
+    let runtime = InferenceRuntime::resolve(ctx, &args.runtime)?;
+    runtime.notice();
+    tokio::task::spawn_blocking(move || predict(args, json, runtime))
         .await
         .context("prediction worker stopped")?
 }
 
-fn predict(args: Args, json: bool) -> anyhow::Result<()> {
+fn predict(args: Args, json: bool, runtime: InferenceRuntime) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -91,10 +97,15 @@ fn predict(args: Args, json: bool) -> anyhow::Result<()> {
         .with_context(|| format!("image size of {}", args.weights.display()))?;
     if task == Task::Classify {
         drop(ckpt);
-        return classify(&args, json, labels, device, imgsz);
+        return classify(&args, json, labels, device, imgsz, &runtime);
     }
     let model = Segmenter::from_loaded_checkpoint(ckpt, labels, device)
         .with_context(|| format!("loading {}", args.weights.display()))?;
+    let model = match runtime.ort() {
+        Some(rt) => sightline_onnx::attach::segmenter_on_ort(model, &rt, None, imgsz.imgsz)
+            .context("running the model on ONNX Runtime (--runtime burn avoids it)")?,
+        None => model,
+    };
     let settings = SegmentSettings {
         imgsz: imgsz.imgsz,
         nms: NmsSettings {
@@ -164,6 +175,7 @@ fn classify(
     labels: Option<Vec<String>>,
     device: Device,
     imgsz: ResolvedImgsz,
+    runtime: &InferenceRuntime,
 ) -> anyhow::Result<()> {
     if imgsz.imgsz == 0 {
         bail!("--imgsz must be positive");
@@ -172,6 +184,11 @@ fn classify(
     let model = Classifier::load_on(&args.weights, labels, device)
         .with_context(|| format!("loading {}", args.weights.display()))?
         .with_preprocess(pre.clone());
+    let model = match runtime.ort() {
+        Some(rt) => sightline_onnx::attach::classifier_on_ort(model, &rt, None)
+            .context("running the model on ONNX Runtime (--runtime burn avoids it)")?,
+        None => model,
+    };
     if !json {
         let size = format!("{} (resize {})", pre.crop, pre.resize);
         println!("{}", imgsz_notice(&size, imgsz.source, Task::Classify));

@@ -10,6 +10,7 @@ use sightline_server::serve::{ServeOptions, serve_with_bundles};
 use sightline_server::{BatchConfig, ServerConfig};
 
 use crate::ctx::Ctx;
+use crate::inference::{InferenceRuntime, RuntimeArgs};
 
 /// Arguments of `sightline serve`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +50,9 @@ pub struct Args {
     /// Training jobs (`POST /projects/{p}/experiments`) running at once; others wait queued.
     #[arg(long, default_value_t = 1)]
     pub max_jobs: usize,
+    /// Inference runtime of the deployed models.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Run the command.
@@ -83,11 +87,11 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         log_queue: (!args.no_request_log).then_some(args.log_queue),
         poll_interval: Duration::from_millis(args.poll_ms),
     };
-    serve_with_bundles(
-        opts,
-        Arc::new(sightline_server::vision::VisionLoader::new()),
-        bundles,
-    )
+    let runtime = InferenceRuntime::resolve(ctx, &args.runtime)?;
+    runtime.notice();
+    eprintln!("inference runtime: {}", runtime.resolved.reason);
+    let loader = sightline_server::vision::VisionLoader::new().with_onnxruntime(runtime.ort());
+    serve_with_bundles(opts, Arc::new(loader), bundles)
     .await?;
     Ok(())
 }
