@@ -19,8 +19,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use sightline_vision::backend::BackendKind;
-use sightline_vision::burn::tensor::{Tensor, TensorData};
+use sightline_vision::backend::{BackendKind, Device};
 use sightline_vision::checkpoint::read_checkpoint;
 use sightline_vision::classify::Classifier;
 use sightline_vision::image::DynamicImage;
@@ -28,10 +27,10 @@ use sightline_vision::imgsz::{checkpoint_imgsz, classify_preprocess};
 use sightline_vision::mobilenet::MobileNetV3Config;
 use sightline_vision::preprocess::load_rgb;
 use sightline_vision::segment::{SegmentSettings, Segmenter};
-use sightline_vision::weights::tensor_to_vec;
 use sightline_vision::yolo::{YoloV8Seg, YoloV8SegConfig};
 
 use crate::ctx::Ctx;
+use crate::inference::{InferenceRuntime, RuntimeArgs};
 
 /// Arguments of `sightline bench`.
 #[derive(Debug, clap::Args)]
@@ -113,15 +112,29 @@ pub struct PredictArgs {
     /// Compute device: cpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Runtimes: Burn is always measured; ONNX Runtime too when it resolves (`--runtime burn`
+    /// measures Burn only).
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Also time ONNX Runtime's bare forward on this ONNX file (e.g. Ultralytics' own
+    /// `export format=onnx` of the same model) and print our pipeline's ratio to it.
+    #[arg(long, value_name = "FILE")]
+    pub reference_onnx: Option<PathBuf>,
+    /// Input `H,W` of `--reference-onnx` (a static export's shape).
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [640, 640])]
+    pub reference_shape: Vec<usize>,
 }
 
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let json = ctx.json;
     match args.command {
-        BenchCommand::Predict(a) => tokio::task::spawn_blocking(move || bench_predict(a, json))
-            .await
-            .context("benchmark worker stopped")?,
+        BenchCommand::Predict(a) => {
+            let runtime = InferenceRuntime::resolve(ctx, &a.runtime)?;
+            tokio::task::spawn_blocking(move || bench_predict(a, json, runtime))
+                .await
+                .context("benchmark worker stopped")?
+        }
         BenchCommand::Serve(a) => bench_serve(a, json).await,
     }
 }
@@ -149,35 +162,53 @@ fn median_ms(
     })
 }
 
-fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
+fn bench_predict(args: PredictArgs, json: bool, runtime: InferenceRuntime) -> anyhow::Result<()> {
     if args.iters == 0 || args.batches.contains(&0) {
         bail!("--iters and every batch size must be at least 1");
     }
     let backend: BackendKind = args.device.parse()?;
     let device = backend.device()?;
     let mut recorded = None;
-    let (model, model_name) = match &args.yolo_weights {
-        Some(path) => {
-            let ckpt =
-                read_checkpoint(path).with_context(|| format!("loading {}", path.display()))?;
-            recorded = checkpoint_imgsz(&ckpt.meta)
-                .with_context(|| format!("image size of {}", path.display()))?;
-            (
-                Segmenter::from_loaded_checkpoint(ckpt, None, device)
+    // The same network on each runtime: Burn always, ONNX Runtime (the module's own dynamic
+    // export) when it resolves.
+    let load = |device: Device| -> anyhow::Result<(Segmenter, String)> {
+        Ok(match &args.yolo_weights {
+            Some(path) => (
+                Segmenter::from_checkpoint(path, None, device)
                     .with_context(|| format!("loading {}", path.display()))?,
                 path.display().to_string(),
-            )
-        }
-        None => {
-            let config = YoloV8SegConfig::n(80);
-            let net = YoloV8Seg::new(&config, &device);
-            let labels = (0..80).map(|i| format!("class{i}")).collect();
-            (
-                Segmenter::new(net, config, labels, device)?,
-                "yolov8n-seg (random weights, 80 classes)".to_string(),
-            )
-        }
+            ),
+            None => {
+                let config = YoloV8SegConfig::n(80);
+                let net = YoloV8Seg::new(&config, &device);
+                let labels = (0..80).map(|i| format!("class{i}")).collect();
+                (
+                    Segmenter::new(net, config, labels, device)?,
+                    "yolov8n-seg (random weights, 80 classes)".to_string(),
+                )
+            }
+        })
     };
+    if let Some(path) = &args.yolo_weights {
+        let ckpt = read_checkpoint(path).with_context(|| format!("loading {}", path.display()))?;
+        recorded = checkpoint_imgsz(&ckpt.meta)
+            .with_context(|| format!("image size of {}", path.display()))?;
+    }
+    let sizes = match (&args.sizes, recorded) {
+        (Some(s), _) => s.clone(),
+        (None, Some(n)) => vec![n],
+        (None, None) => vec![640, 256],
+    };
+    let (burn_model, model_name) = load(device.clone())?;
+    let mut engines: Vec<(String, Segmenter)> = Vec::new();
+    let largest = sizes.iter().copied().max().unwrap_or(640);
+    if let Some(rt) = runtime.ort() {
+        let (m, _) = load(device.clone())?;
+        let m = sightline_onnx::attach::segmenter_on_ort(m, &rt, None, largest)
+            .context("putting the detector on ONNX Runtime")?;
+        engines.push((m.engine().to_string(), m));
+    }
+    engines.push((burn_model.engine().to_string(), burn_model));
     let image = match &args.image {
         Some(p) => load_rgb(p)?,
         None => sightline_vision::preprocess::synthetic_image(640, 480),
@@ -185,136 +216,245 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !json {
         println!(
-            "model: {model_name}; image {}×{}; backend {backend}; {} runs after {} warm-up; {threads} CPU threads",
+            "model: {model_name}; image {}×{}; {} runs after {} warm-up (median ms); {threads} CPU threads",
             image.width(),
             image.height(),
             args.iters,
             args.warmup
         );
         println!(
-            "{:<12} {:>6} {:>6} {:>14} {:>14} {:>16}",
-            "model", "imgsz", "batch", "forward ms", "pipeline ms", "pipeline ms/img"
+            "{:<34} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "model / runtime", "imgsz", "batch", "pre", "forward", "post", "pipeline", "per img", "pipe/fwd"
         );
     }
-    let sizes = match (&args.sizes, recorded) {
-        (Some(s), _) => s.clone(),
-        (None, Some(n)) => vec![n],
-        (None, None) => vec![640, 256],
-    };
     let mut rows = Vec::new();
+    let mut summary: Vec<(String, usize, usize, f64)> = Vec::new();
     for &imgsz in &sizes {
         let settings = SegmentSettings {
             imgsz,
             ..SegmentSettings::default()
         }
         .validated()?;
-        let (one, lb) = model.prepare(&image, &settings)?;
-        for &batch in &args.batches {
-            let mut data = Vec::with_capacity(one.len() * batch);
-            for _ in 0..batch {
-                data.extend_from_slice(&one);
-            }
-            let shape = [batch, 3, lb.input.0, lb.input.1];
-            let forward = median_ms(
-                || {
-                    let x = Tensor::<4>::from_data(
-                        TensorData::new(data.clone(), shape),
-                        model.device(),
+        for (engine, model) in &engines {
+            let (one, lb) = model.prepare(&image, &settings)?;
+            for &batch in &args.batches {
+                let mut data = Vec::with_capacity(one.len() * batch);
+                for _ in 0..batch {
+                    data.extend_from_slice(&one);
+                }
+                let shape = [batch, 3, lb.input.0, lb.input.1];
+                let pre = median_ms(
+                    || {
+                        for _ in 0..batch {
+                            model.prepare(&image, &settings)?;
+                        }
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let forward = median_ms(
+                    || {
+                        model.forward_flat(data.clone(), shape)?;
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let [pred, proto] = model.forward_flat(data.clone(), shape)?;
+                let lbs = vec![lb; batch];
+                let post = median_ms(
+                    || {
+                        model.postprocess_flat(&pred, &proto, &lbs, &settings.nms)?;
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let images = vec![image.clone(); batch];
+                let pipeline = median_ms(
+                    || {
+                        model.predict(&images, &settings)?;
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let per_image = pipeline / batch as f64;
+                summary.push((engine.clone(), settings.imgsz, batch, per_image));
+                if json {
+                    rows.push(json!({"model": "yolov8-seg", "runtime": engine, "imgsz": settings.imgsz,
+                        "batch": batch, "preprocess_ms": pre, "forward_ms": forward, "postprocess_ms": post,
+                        "pipeline_ms": pipeline, "pipeline_ms_per_image": per_image,
+                        "pipeline_over_forward": pipeline / forward}));
+                } else {
+                    println!(
+                        "{:<34} {:>5} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.2}",
+                        format!("yolov8-seg {engine}"),
+                        settings.imgsz,
+                        batch,
+                        pre,
+                        forward,
+                        post,
+                        pipeline,
+                        per_image,
+                        pipeline / forward
                     );
-                    let out = model.forward(x);
-                    tensor_to_vec(out.pred)?;
-                    tensor_to_vec(out.proto)?;
-                    Ok(())
-                },
-                args.warmup,
-                args.iters,
-            )?;
-            let images = vec![image.clone(); batch];
-            let pipeline = median_ms(
-                || {
-                    model.predict(&images, &settings)?;
-                    Ok(())
-                },
-                args.warmup,
-                args.iters,
-            )?;
-            let per_image = pipeline / batch as f64;
-            if json {
-                rows.push(json!({"model": "yolov8-seg", "imgsz": settings.imgsz, "batch": batch,
-                    "forward_ms": forward, "pipeline_ms": pipeline, "pipeline_ms_per_image": per_image}));
-            } else {
+                }
+            }
+        }
+    }
+    if let Some(reference) = &args.reference_onnx {
+        let rt = runtime.ort().context(
+            "--reference-onnx needs ONNX Runtime (see `sightline runtime show`)",
+        )?;
+        let net = sightline_onnx::runtime::OrtNetwork::from_file(&rt.library, reference, &rt.options)
+            .with_context(|| format!("loading {}", reference.display()))?;
+        let [h, w] = args.reference_shape[..] else {
+            bail!("--reference-shape takes H,W");
+        };
+        let input = vec![0.5f32; 3 * h * w];
+        let forward = median_ms(
+            || {
+                net.run_batch(&input, [1, 3, h, w])?;
+                Ok(())
+            },
+            args.warmup,
+            args.iters,
+        )?;
+        let name = format!("reference {}", reference.display());
+        if json {
+            rows.push(json!({"model": "reference", "file": reference, "runtime": sightline_vision::network::ExternalNetwork::describe(&net),
+                "imgsz": [h, w], "batch": 1, "forward_ms": forward}));
+        } else {
+            println!(
+                "{:<34} {:>5} {:>5} {:>9} {:>9.2} {:>9} {:>9} {:>9} {:>8}",
+                name, format!("{h}x{w}"), 1, "", forward, "", "", "", ""
+            );
+            for (engine, size, batch, per_image) in summary.iter().filter(|r| r.2 == 1) {
                 println!(
-                    "{:<12} {:>6} {:>6} {:>14.1} {:>14.1} {:>16.1}",
-                    "yolov8-seg", settings.imgsz, batch, forward, pipeline, per_image
+                    "ratio: our pipeline ({engine}, {size}) / reference bare forward = {:.2}",
+                    per_image / forward
+                );
+                let _ = batch;
+            }
+        }
+    }
+    if !json && engines.len() == 2 {
+        for &imgsz in &sizes {
+            let find = |e: &str| {
+                summary
+                    .iter()
+                    .find(|r| r.0 == e && r.1 == imgsz.div_ceil(32) * 32 && r.2 == 1)
+                    .map(|r| r.3)
+            };
+            if let (Some(a), Some(b)) = (find(&engines[0].0), find(&engines[1].0)) {
+                println!(
+                    "ratio @{imgsz} batch 1: {} / {} pipeline = {:.2}",
+                    engines[1].0,
+                    engines[0].0,
+                    b / a
                 );
             }
         }
     }
     if !args.no_mobilenet {
-        let (classifier, name) = match &args.mobilenet_weights {
-            Some(path) => {
-                let crop = checkpoint_imgsz(
-                    &read_checkpoint(path)
-                        .with_context(|| format!("loading {}", path.display()))?
-                        .meta,
-                )
-                .with_context(|| format!("image size of {}", path.display()))?;
-                let mut c = Classifier::load_on(path, None, model.device().clone())
-                    .with_context(|| format!("loading {}", path.display()))?;
-                if let Some(crop) = crop {
-                    c = c.with_preprocess(classify_preprocess(crop));
+        let load = |device: Device| -> anyhow::Result<(Classifier, String)> {
+            Ok(match &args.mobilenet_weights {
+                Some(path) => {
+                    let ckpt = read_checkpoint(path)
+                        .with_context(|| format!("loading {}", path.display()))?;
+                    let pre = checkpoint_imgsz(&ckpt.meta)
+                        .with_context(|| format!("image size of {}", path.display()))?
+                        .map(classify_preprocess);
+                    drop(ckpt);
+                    let c = Classifier::load_on(path, None, device)
+                        .with_context(|| format!("loading {}", path.display()))?;
+                    (
+                        match pre {
+                            Some(p) => c.with_preprocess(p),
+                            None => c,
+                        },
+                        path.display().to_string(),
+                    )
                 }
-                (c, path.display().to_string())
-            }
-            None => {
-                let config = MobileNetV3Config::small(1000);
-                let net = config.init(model.device());
-                let labels = (0..1000).map(|i| format!("class{i}")).collect();
-                (
-                    Classifier::new(net, config, labels, model.device().clone())?,
-                    "mobilenet_v3_small (random weights, 1000 classes)".to_string(),
-                )
-            }
+                None => {
+                    let config = MobileNetV3Config::small(1000);
+                    let net = config.init(&device);
+                    let labels = (0..1000).map(|i| format!("class{i}")).collect();
+                    (
+                        Classifier::new(net, config, labels, device)?,
+                        "mobilenet_v3_small (random weights, 1000 classes)".to_string(),
+                    )
+                }
+            })
         };
         let largest = args.batches.iter().copied().max().unwrap_or(1);
-        let classifier = classifier.with_max_batch(largest);
-        let crop = classifier.preprocess().crop;
-        let one = classifier.preprocess().apply(&image);
-        for &batch in &args.batches {
-            let mut data = Vec::with_capacity(one.len() * batch);
-            for _ in 0..batch {
-                data.extend_from_slice(&one);
-            }
-            let forward = median_ms(
-                || {
-                    let x = Tensor::<4>::from_data(
-                        TensorData::new(data.clone(), [batch, 3, crop, crop]),
-                        classifier.device(),
+        let mut classifiers: Vec<(String, Classifier, String)> = Vec::new();
+        if let Some(rt) = runtime.ort() {
+            let (c, name) = load(device.clone())?;
+            let c = sightline_onnx::attach::classifier_on_ort(c.with_max_batch(largest), &rt, None)
+                .context("putting the classifier on ONNX Runtime")?;
+            classifiers.push((c.engine().to_string(), c, name));
+        }
+        let (c, name) = load(device.clone())?;
+        let c = c.with_max_batch(largest);
+        classifiers.push((c.engine().to_string(), c, name));
+        for (engine, classifier, name) in &classifiers {
+            let crop = classifier.preprocess().crop;
+            let one = classifier.preprocess().apply(&image);
+            for &batch in &args.batches {
+                let mut data = Vec::with_capacity(one.len() * batch);
+                for _ in 0..batch {
+                    data.extend_from_slice(&one);
+                }
+                let pre = median_ms(
+                    || {
+                        for _ in 0..batch {
+                            classifier.preprocess().apply(&image);
+                        }
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let forward = median_ms(
+                    || {
+                        classifier.logits(data.clone(), batch, crop, crop)?;
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let images = vec![DynamicImage::ImageRgb8(image.clone()); batch];
+                let pipeline = median_ms(
+                    || {
+                        classifier.predict(&images)?;
+                        Ok(())
+                    },
+                    args.warmup,
+                    args.iters,
+                )?;
+                let per_image = pipeline / batch as f64;
+                if json {
+                    rows.push(json!({"model": "mobilenet_v3", "weights": name, "runtime": engine,
+                        "imgsz": crop, "batch": batch, "preprocess_ms": pre, "forward_ms": forward,
+                        "pipeline_ms": pipeline, "pipeline_ms_per_image": per_image,
+                        "pipeline_over_forward": pipeline / forward}));
+                } else {
+                    println!(
+                        "{:<34} {:>5} {:>5} {:>9.2} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>8.2}",
+                        format!("mobilenetv3 {engine}"),
+                        crop,
+                        batch,
+                        pre,
+                        forward,
+                        "",
+                        pipeline,
+                        per_image,
+                        pipeline / forward
                     );
-                    tensor_to_vec(classifier.forward(x))?;
-                    Ok(())
-                },
-                args.warmup,
-                args.iters,
-            )?;
-            let images = vec![DynamicImage::ImageRgb8(image.clone()); batch];
-            let pipeline = median_ms(
-                || {
-                    classifier.predict(&images)?;
-                    Ok(())
-                },
-                args.warmup,
-                args.iters,
-            )?;
-            let per_image = pipeline / batch as f64;
-            if json {
-                rows.push(json!({"model": "mobilenet_v3", "weights": name, "imgsz": crop, "batch": batch,
-                    "forward_ms": forward, "pipeline_ms": pipeline, "pipeline_ms_per_image": per_image}));
-            } else {
-                println!(
-                    "{:<12} {:>6} {:>6} {:>14.1} {:>14.1} {:>16.1}",
-                    "mobilenetv3", crop, batch, forward, pipeline, per_image
-                );
+                }
             }
         }
     }
@@ -322,8 +462,11 @@ fn bench_predict(args: PredictArgs, json: bool) -> anyhow::Result<()> {
         println!(
             "{}",
             json!({"model": model_name, "backend": backend.to_string(), "threads": threads,
-                   "iters": args.iters, "warmup": args.warmup, "results": rows})
+                   "runtime": runtime.resolved.reason, "iters": args.iters, "warmup": args.warmup,
+                   "results": rows})
         );
+    } else {
+        runtime.notice();
     }
     Ok(())
 }
