@@ -111,13 +111,10 @@ fn letterbox_reproduces_the_reference_inputs() {
             d * 255.0,
             mean
         );
-        // JPEG decoders may differ by a few levels on a few pixels; the geometry and the
-        // resampling must otherwise agree.
-        assert!(d <= 4.0 / 255.0 + 1e-6, "{name}: letterbox differs by {d}");
-        assert!(
-            mean <= 0.5 / 255.0,
-            "{name}: mean letterbox difference {mean}"
-        );
+        // JPEGs decode bit-identically to PIL (sightline-imageio, libjpeg-turbo), so geometry
+        // and resampling leave nothing: measured max 0 and mean 0 on every image.
+        assert!(d <= 1e-6, "{name}: letterbox differs by {d}");
+        assert!(mean <= 1e-7, "{name}: mean letterbox difference {mean}");
     }
 }
 
@@ -181,6 +178,7 @@ fn predictions_match_ultralytics_predict() {
         .collect();
     // all images in one call: batching must not change anything
     let results = model.predict(&images, &settings).unwrap();
+    let (mut worst_conf, mut worst_box, mut worst_iou) = (0.0f64, 0.0f64, 1.0f64);
     for ((name, img), got) in names.iter().zip(&images).zip(&results) {
         let want = preds[name.as_str()]["detections"].as_array().unwrap();
         let orig = &preds[name.as_str()]["orig_shape"];
@@ -214,25 +212,40 @@ fn predictions_match_ultralytics_predict() {
                 !used[*i]
                     && d.label == label
                     && d.class_id as u64 == w["class_id"].as_u64().unwrap()
-                    && (f64::from(d.confidence) - conf).abs() <= 0.01
+                    // measured: confidence 4.8e-7, box 1.5e-5 px (float noise only, the
+                    // decoded pixels are PIL's)
+                    && (f64::from(d.confidence) - conf).abs() <= 2e-6
                     && d.box_xyxy
                         .iter()
                         .zip(&wbox)
-                        .all(|(a, b)| (f64::from(*a) - b).abs() <= 1.0)
+                        .all(|(a, b)| (f64::from(*a) - b).abs() <= 1e-4)
             });
             let Some((i, d)) = found else {
                 panic!("{name}: no match for expected {label} {conf:.3} {wbox:?}");
             };
             used[i] = true;
+            worst_conf = worst_conf.max((f64::from(d.confidence) - conf).abs());
+            worst_box = d
+                .box_xyxy
+                .iter()
+                .zip(&wbox)
+                .map(|(a, b)| (f64::from(*a) - b).abs())
+                .fold(worst_box, f64::max);
             assert_eq!((d.mask.height, d.mask.width), (mh, mw));
             let iou = mask_iou(&d.mask.to_dense(), &wmask);
+            worst_iou = worst_iou.min(iou);
             eprintln!(
                 "{name}: {label} conf {:.4} vs {conf:.4}, mask IoU {iou:.4}",
                 d.confidence
             );
-            assert!(iou >= 0.95, "{name}: {label} mask IoU {iou}");
+            // measured: 1.0 (identical masks)
+            assert!(iou >= 0.999, "{name}: {label} mask IoU {iou}");
         }
     }
+    eprintln!(
+        "{} images: max |Δconfidence| {worst_conf:.2e}, max |Δbox| {worst_box:.2e} px, min mask IoU {worst_iou:.6}",
+        names.len()
+    );
 }
 
 #[test]
