@@ -48,6 +48,12 @@ pub struct Args {
     /// Stop the server once the lifecycle is done instead of serving until Ctrl-C.
     #[arg(long)]
     no_serve: bool,
+    /// Do not install ONNX Runtime when it is not found (the demo then runs on Burn).
+    #[arg(long)]
+    no_runtime_install: bool,
+    /// Inference runtime of the demo's predictions, registrations and server.
+    #[command(flatten)]
+    runtime: crate::inference::RuntimeArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -86,6 +92,47 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
 
 const STEPS: usize = 10;
 
+/// The demo's inference runtime: ONNX Runtime when it is found; otherwise (with `auto`) it is
+/// installed into `<home>/onnxruntime` from PyPI's wheel, so a fresh machine gets the fast
+/// path without extra steps. Without Python (or network) the demo says so and runs on Burn.
+/// The `sightline` subcommands the demo runs find the installed copy in the same home.
+async fn demo_runtime(
+    args: &Args,
+    ctx: &Ctx,
+) -> anyhow::Result<crate::inference::InferenceRuntime> {
+    let runtime = crate::inference::InferenceRuntime::resolve(ctx, &args.runtime)?;
+    if !runtime.fell_back || args.no_runtime_install {
+        println!("inference runtime: {}", runtime.resolved.reason);
+        runtime.notice();
+        return Ok(runtime);
+    }
+    println!("setting up ONNX Runtime (pip install onnxruntime into {})", sightline_onnx::runtime::install_dir(&ctx.home).display());
+    let home = ctx.home.clone();
+    let install = crate::commands::runtime::InstallArgs {
+        python: PathBuf::from("python3"),
+        version: crate::commands::runtime::DEFAULT_ORT_VERSION.to_string(),
+        force: false,
+    };
+    let installed = tokio::task::spawn_blocking(move || {
+        crate::commands::runtime::install(&home, &install, true)
+    })
+    .await
+    .context("install worker stopped")?;
+    match installed {
+        Ok(lib) => {
+            println!("    ONNX Runtime ready: {}", lib.display());
+            let runtime = crate::inference::InferenceRuntime::resolve(ctx, &args.runtime)?;
+            println!("inference runtime: {}", runtime.resolved.reason);
+            Ok(runtime)
+        }
+        Err(e) => {
+            println!("    could not install ONNX Runtime ({e:#}); the demo runs on Burn");
+            runtime.notice();
+            Ok(runtime)
+        }
+    }
+}
+
 /// One model of the demo: which pipeline, which task, how it is trained.
 struct Pipeline {
     /// `detector` or `classifier` (the `sightline train` subcommand).
@@ -106,6 +153,7 @@ async fn lifecycle(args: &Args, ctx: &Ctx) -> anyhow::Result<()> {
         .with_context(|| format!("reading the demo manifest {}", manifest.display()))?
         .project;
     let data = ctx.home.join("demo").join(format!("{project}-synthetic"));
+    let runtime = demo_runtime(args, ctx).await?;
 
     step(1, &format!("project {project} from {}", manifest.display()));
     sub(ctx, &["project", "apply"], &[manifest.as_os_str()])?;
@@ -344,7 +392,7 @@ async fn lifecycle(args: &Args, ctx: &Ctx) -> anyhow::Result<()> {
             log_queue: Some(1024),
             poll_interval: Duration::from_millis(1000),
         },
-        Arc::new(sightline_server::vision::VisionLoader::new()),
+        Arc::new(sightline_server::vision::VisionLoader::new().with_onnxruntime(runtime.ort())),
     )
     .await
     .with_context(|| format!("starting the demo server on {}", args.addr))?;
