@@ -50,10 +50,7 @@ pub const OPSETS: std::ops::RangeInclusive<i64> = 17..=21;
 /// The Ultralytics release whose export conventions (names, shapes, metadata) the detector
 /// files follow; written as `version` when the checkpoint does not name its own.
 pub const ULTRALYTICS_VERSION: &str = "8.4.190";
-/// Detector image size when neither the options nor the checkpoint give one.
-pub const DEFAULT_DETECTOR_IMGSZ: usize = 640;
-/// Classifier image size when neither the options nor the checkpoint give one.
-pub const DEFAULT_CLASSIFIER_IMGSZ: usize = 224;
+pub use sightline_vision::imgsz::{DEFAULT_CLASSIFIER_IMGSZ, DEFAULT_DETECTOR_IMGSZ};
 
 /// Everything that can go wrong while exporting.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +79,15 @@ pub enum ExportError {
         /// The file.
         path: PathBuf,
         /// What the architecture recognition said.
+        #[source]
+        source: VisionError,
+    },
+    /// The checkpoint records an image size that is not one (give it explicitly instead).
+    #[error("{}: the recorded image size is unusable", path.display())]
+    CheckpointImgsz {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
         #[source]
         source: VisionError,
     },
@@ -365,16 +371,6 @@ pub fn export_segmenter(
     Ok(model.encode_to_vec())
 }
 
-/// The classifier preprocessing for a crop size: torchvision's resize/crop ratio 256/224.
-fn preprocess_for(crop: usize) -> ClassifyPreprocess {
-    let mut p = ClassifyPreprocess::default();
-    if crop != p.crop {
-        p.resize = (crop * p.resize).div_ceil(p.crop);
-        p.crop = crop;
-    }
-    p
-}
-
 /// Exports MobileNetV3 weights (torchvision state-dict names, e.g. a `.pth` state dict or
 /// `MobileNetV3::to_tensor_map()`) of architecture `config` with class `names` as an ONNX
 /// file's bytes.
@@ -396,7 +392,10 @@ pub fn export_classifier(
     }
     let fixed = (!opts.dynamic).then_some((opts.batch, h, w));
     let g = mobilenet::build(Weights::new(weights), config, fixed)?;
-    let pre = opts.preprocess.clone().unwrap_or_else(|| preprocess_for(h));
+    let pre = opts
+        .preprocess
+        .clone()
+        .unwrap_or_else(|| sightline_vision::imgsz::classify_preprocess(h));
     let preprocess = serde_json::json!({
         "resize": pre.resize,
         "crop": pre.crop,
@@ -433,24 +432,14 @@ pub fn export_classifier(
     Ok(model.encode_to_vec())
 }
 
-/// The checkpoint's own training image size: an Ultralytics `.pt`'s `train_args["imgsz"]`
-/// (an int, or the larger side of an `[h, w]` list), else an `imgsz` entry in its metadata.
+/// The checkpoint's own training image size (letterbox long side / classifier crop): an
+/// Ultralytics `.pt`'s `train_args["imgsz"]` or the `train_args` our trainer records, by the
+/// rule every command follows ([`sightline_vision::imgsz::checkpoint_imgsz`]); `None` when the
+/// checkpoint records none or something that is not a size (that function reports the latter).
 pub fn checkpoint_imgsz(ckpt: &Checkpoint) -> Option<usize> {
-    fn size(v: &serde_json::Value) -> Option<usize> {
-        match v {
-            serde_json::Value::Number(n) => n.as_u64().map(|n| n as usize),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            serde_json::Value::Array(a) => a.iter().filter_map(size).max(),
-            _ => None,
-        }
-    }
-    ckpt.meta
-        .train_args
-        .as_ref()
-        .and_then(|a| a.get("imgsz"))
-        .and_then(size)
-        .or_else(|| ckpt.meta.info.get("imgsz").and_then(size))
-        .filter(|&s| s > 0)
+    sightline_vision::imgsz::checkpoint_imgsz(&ckpt.meta)
+        .ok()
+        .flatten()
 }
 
 /// An export of a checkpoint.
@@ -491,7 +480,15 @@ pub fn export_loaded_checkpoint(
 ) -> Result<Exported, ExportError> {
     let path = ckpt.path.clone();
     let task = task_of(&ckpt).ok_or_else(|| ExportError::UnknownTask { path: path.clone() })?;
-    let own = checkpoint_imgsz(&ckpt);
+    let own = match opts.imgsz {
+        Some(_) => None,
+        None => sightline_vision::imgsz::checkpoint_imgsz(&ckpt.meta).map_err(|source| {
+            ExportError::CheckpointImgsz {
+                path: path.clone(),
+                source,
+            }
+        })?,
+    };
     let stored = ckpt.meta.names.clone();
     let description = opts
         .description
@@ -520,7 +517,8 @@ pub fn export_loaded_checkpoint(
                     source,
                 })?;
             let names = names_for(config.num_classes)?;
-            let s = own.unwrap_or(DEFAULT_DETECTOR_IMGSZ);
+            // a recorded size is rounded up to the stride, as Ultralytics' `check_imgsz`
+            let s = own.map_or(DEFAULT_DETECTOR_IMGSZ, |s| s.div_ceil(32) * 32);
             let imgsz = opts.imgsz.unwrap_or([s, s]);
             opts.imgsz = Some(imgsz);
             let bytes = export_segmenter(&weights, &config, &names, &opts)?;
@@ -599,12 +597,5 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert!(ExportOptions::fixed(256).validate().is_ok());
-    }
-
-    #[test]
-    fn classifier_preprocessing_scales_with_the_crop() {
-        assert_eq!(preprocess_for(224), ClassifyPreprocess::default());
-        let p = preprocess_for(112);
-        assert_eq!((p.resize, p.crop), (128, 112));
     }
 }
