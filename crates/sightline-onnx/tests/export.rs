@@ -110,6 +110,7 @@ for k, run in enumerate(spec["runs"]):
     runs.append(files)
 json.dump({
     "runs": runs,
+    "reserialized_equal": open(path, "rb").read() == model.SerializeToString(),
     "metadata": [[p.key, p.value] for p in model.metadata_props],
     "io": {
         "inputs": [[i.name, [str(s) for s in i.shape]] for i in sess.get_inputs()],
@@ -160,6 +161,13 @@ fn run_onnx(model: &[u8], inputs: &[&Array]) -> OrtResult {
     let result: Value =
         serde_json::from_str(&fs_err::read_to_string(d.join("result.json")).expect("result.json"))
             .expect("result json");
+    // the reference protobuf implementation writes the same bytes back: every field number,
+    // wire type and (un)packing of ours is the one onnx.proto declares
+    assert_eq!(
+        result["reserialized_equal"],
+        Value::Bool(true),
+        "onnx re-serializes the model to other bytes"
+    );
     let runs = result["runs"]
         .as_array()
         .expect("runs")
@@ -508,6 +516,31 @@ fn mobilenet_v3_large_random_dynamic_matches_burn() {
     let model = Classifier::from_weights(&weights, labels, device).expect("burn model");
     let logits = array(model.forward(x.tensor()));
     assert_close("mobilenet_v3_large logits", &r.runs[0][0], &logits);
+}
+
+#[test]
+fn yolov8m_random_dynamic_matches_burn() {
+    // the m scale: two bottlenecks per shallow C2f, channels capped at 768 before scaling
+    let device = default_device();
+    let config = YoloV8SegConfig::m(2);
+    let mut weights = sightline_vision::yolo::YoloV8Seg::new(&config, &device)
+        .to_tensor_map()
+        .expect("weights");
+    perturb_batch_norms(&mut weights);
+    let labels = vec!["a".to_string(), "b".to_string()];
+    let bytes =
+        export_segmenter(&weights, &config, &labels, &ExportOptions::dynamic(640)).expect("export");
+    let x = synthetic([1, 3, 64, 96], 11);
+    let r = run_onnx(&bytes, &[&x]);
+    let model = Segmenter::from_weights(&weights, labels, device).expect("burn model");
+    let [pred, proto] = segmenter_outputs(&model, &x);
+    assert_pred_close(
+        "yolov8m dynamic 96x64 output0",
+        &r.runs[0][0],
+        &pred,
+        (64, 96),
+    );
+    assert_close("yolov8m dynamic 96x64 output1", &r.runs[0][1], &proto);
 }
 
 #[test]
