@@ -195,7 +195,14 @@ pub fn compare_classifier(
 
 /// The first output whose difference exceeds `tolerance`, as an error.
 pub fn check_tolerance(diffs: &BTreeMap<String, f64>, tolerance: f64) -> Result<(), AttachError> {
-    match diffs.iter().find(|(_, d)| !(**d <= tolerance)) {
+    // NaN counts as a mismatch.
+    let within = |d: f64| {
+        matches!(
+            d.partial_cmp(&tolerance),
+            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+        )
+    };
+    match diffs.iter().find(|(_, d)| !within(**d)) {
         Some((name, d)) => Err(AttachError::Mismatch {
             output: name.clone(),
             diff: *d,

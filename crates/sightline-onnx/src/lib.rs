@@ -6,7 +6,9 @@
 //!   those files behind the same pipeline as the Burn models.
 //! - [`attach`]: puts a loaded model on ONNX Runtime (its own export or a given file) and
 //!   measures how far ONNX Runtime's outputs are from Burn's.
+//! - [`bundle`]: the checked ONNX export a registration adds to a deployment bundle.
 
 pub mod attach;
+pub mod bundle;
 pub mod export;
 pub mod runtime;

@@ -902,6 +902,66 @@ mod tests {
     }
 
     #[test]
+    fn write_with_lists_the_onnx_file_and_parse_manifest_reads_it_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ckpt = tmp.path().join("best.pt");
+        fs_err::write(&ckpt, b"weights-bytes").unwrap();
+        let dir = tmp.path().join("bundle");
+        let mut m = manifest();
+        m.onnx = Some(OnnxExport {
+            file: BUNDLE_ONNX.into(),
+            opset: 17,
+            dynamic: true,
+            max_abs_diff: BTreeMap::from([("logits".to_string(), 8.9e-7)]),
+            tolerance: 1e-4,
+            checked_images: 1,
+            checked_on: "synthetic 320x200".into(),
+            runtime: "1.32.0".into(),
+        });
+        let onnx = ExtraFile {
+            path: BUNDLE_ONNX.into(),
+            bytes: b"onnx-bytes".to_vec(),
+        };
+        let written =
+            Bundle::write_with(&dir, &ckpt, m.clone(), std::slice::from_ref(&onnx)).unwrap();
+        let listed = written
+            .manifest
+            .files
+            .iter()
+            .find(|f| f.path == BUNDLE_ONNX)
+            .expect("model.onnx listed");
+        assert_eq!(listed.sha256, hex::encode(Sha256::digest(b"onnx-bytes")));
+        assert_eq!(listed.size, 10);
+        let path = dir.join(BUNDLE_MANIFEST);
+        let parsed = parse_manifest(&fs_err::read(&path).unwrap(), &path).unwrap();
+        assert_eq!(parsed.onnx, m.onnx);
+        assert_eq!(parsed, written.manifest);
+        assert_eq!(Bundle::open(&dir).unwrap().manifest, written.manifest);
+
+        // An onnx entry whose file is not listed is refused.
+        let mut bad = written.manifest.clone();
+        bad.files.retain(|f| f.path != BUNDLE_ONNX);
+        match parse_manifest(&serde_json::to_vec(&bad).unwrap(), &path) {
+            Err(RegistryError::BundleInvalid { reason, .. }) => {
+                assert!(reason.contains("model.onnx"), "{reason}")
+            }
+            other => panic!("expected invalid bundle, got {other:?}"),
+        }
+        // Extra files cannot shadow the weights or the manifest, nor leave the folder.
+        for name in ["weights.pt", BUNDLE_MANIFEST, "../x.onnx", "a/b.onnx"] {
+            let extra = ExtraFile {
+                path: name.into(),
+                bytes: Vec::new(),
+            };
+            let other = tmp.path().join(format!("other-{}", name.len()));
+            assert!(
+                Bundle::write_with(&other, &ckpt, manifest(), &[extra]).is_err(),
+                "{name} accepted"
+            );
+        }
+    }
+
+    #[test]
     fn folder_without_manifest_is_incomplete_and_paths_cannot_escape() {
         let tmp = tempfile::tempdir().unwrap();
         assert!(matches!(

@@ -15,7 +15,7 @@ use sightline_db::experiments::{ExperimentRow, Status};
 
 use crate::error::RegistryError;
 use crate::model::ModelVersion;
-use crate::service::{RegisterRequest, Registry};
+use crate::service::{OnnxPreparer, RegisterRequest, Registry};
 
 /// Which checkpoint of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -55,6 +55,8 @@ pub struct ExperimentRegistration {
     pub note: Option<String>,
     /// Who registers.
     pub actor: String,
+    /// Makes the bundle's checked `model.onnx` (see [`RegisterRequest::onnx`]).
+    pub onnx: Option<OnnxPreparer>,
 }
 
 /// The experiment record of `id`; [`RegistryError::NotFound`] when there is none.
@@ -177,6 +179,7 @@ impl Registry {
             note: req.note,
             alias: req.alias,
             actor: req.actor,
+            onnx: req.onnx,
         })
         .await
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sightline_core::{Manifest, Task};
@@ -12,7 +13,10 @@ use sightline_db::{Db, DbError};
 
 use sightline_store::ArtifactStore;
 
-use crate::bundle::{Bundle, BundleManifest, BundleStore, Preprocessing, hash_file};
+use crate::bundle::{
+    BUNDLE_ONNX, Bundle, BundleManifest, BundleStore, ExtraFile, OnnxExport, Preprocessing,
+    hash_file,
+};
 use crate::error::RegistryError;
 use crate::gates::{self, Gates};
 use crate::model::{Alias, AliasEvent, Evaluation, EvaluationSummary, Lineage, ModelVersion};
@@ -41,6 +45,78 @@ pub struct RegisterRequest {
     pub alias: Option<String>,
     /// Who registers (recorded with the alias change).
     pub actor: String,
+    /// Makes the bundle's `model.onnx` (checked against the native model); `None`: the bundle
+    /// has no ONNX export and serves on Burn.
+    pub onnx: Option<OnnxPreparer>,
+}
+
+/// What an [`OnnxPreparer`] is given: the bundle being registered, as resolved by the registry
+/// (class map, preprocessing, thresholds), so the export is the model the server will load.
+#[derive(Debug, Clone, Copy)]
+pub struct OnnxInput<'a> {
+    /// The bundle's manifest (`files`, `weights` and `onnx` not filled in yet).
+    pub manifest: &'a BundleManifest,
+    /// The checkpoint file being registered.
+    pub checkpoint: &'a Path,
+    /// The dataset version the model was trained on, when the registration names one.
+    pub dataset_version: Option<&'a str>,
+}
+
+/// An ONNX export made for a bundle: its bytes (written as [`BUNDLE_ONNX`]) and how it was
+/// checked (`export.file` is set by the registry).
+#[derive(Debug, Clone)]
+pub struct PreparedOnnx {
+    /// How the export was checked.
+    pub export: OnnxExport,
+    /// The ONNX file.
+    pub bytes: Vec<u8>,
+}
+
+/// Why an [`OnnxPreparer`] refused (the registration is refused with it).
+pub type OnnxPrepareError = Box<dyn std::error::Error + Send + Sync>;
+
+type OnnxPrepareFn = dyn Fn(OnnxInput<'_>) -> Result<PreparedOnnx, OnnxPrepareError> + Send + Sync;
+
+/// Makes a bundle's ONNX export during registration. The registry does not know how models are
+/// exported or run (that is `sightline-onnx`); the caller gives this function, which the
+/// registry runs on a blocking thread after everything else was validated and before anything
+/// is written. An error refuses the registration: no bundle, no model version.
+#[derive(Clone)]
+pub struct OnnxPreparer(Arc<OnnxPrepareFn>);
+
+impl OnnxPreparer {
+    /// Wraps the preparing function.
+    pub fn new(
+        f: impl Fn(OnnxInput<'_>) -> Result<PreparedOnnx, OnnxPrepareError> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Runs it.
+    pub fn prepare(&self, input: OnnxInput<'_>) -> Result<PreparedOnnx, OnnxPrepareError> {
+        (self.0)(input)
+    }
+}
+
+impl std::fmt::Debug for OnnxPreparer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnnxPreparer(..)")
+    }
+}
+
+/// `e` and its sources, `: `-joined.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// What a registration may set explicitly instead of reading it from the checkpoint.
@@ -408,7 +484,7 @@ impl Registry {
             .map(|l| (l.clone(), config.thresholds.for_label(l)))
             .collect();
         let preprocessing = Preprocessing::for_task(task, imgsz);
-        let bundle_manifest = BundleManifest {
+        let mut bundle_manifest = BundleManifest {
             format: 0,
             project: m.project.clone(),
             task,
@@ -423,6 +499,36 @@ impl Registry {
             onnx: None,
             created_at: crate::time::now_rfc3339(),
         };
+        let mut extra = Vec::new();
+        if let Some(preparer) = req.onnx.clone() {
+            let prepared = {
+                let manifest = bundle_manifest.clone();
+                let checkpoint = req.checkpoint.clone();
+                let dataset = req.dataset_version.clone();
+                tokio::task::spawn_blocking(move || {
+                    preparer.prepare(OnnxInput {
+                        manifest: &manifest,
+                        checkpoint: &checkpoint,
+                        dataset_version: dataset.as_deref(),
+                    })
+                })
+                .await
+                .map_err(|e| RegistryError::Invalid(format!("ONNX export task failed: {e}")))?
+                .map_err(|e| {
+                    RegistryError::Invalid(format!(
+                        "the ONNX export refused the registration: {}",
+                        error_chain(e.as_ref())
+                    ))
+                })?
+            };
+            let PreparedOnnx { mut export, bytes } = prepared;
+            export.file = BUNDLE_ONNX.to_string();
+            bundle_manifest.onnx = Some(export);
+            extra.push(ExtraFile {
+                path: BUNDLE_ONNX.to_string(),
+                bytes,
+            });
+        }
         // A bundle folder without a database row is left over from an interrupted registration:
         // move it aside rather than trusting or deleting it.
         if self.bundles.exists(&rel_dir_s).await? {
@@ -431,7 +537,7 @@ impl Registry {
         }
         let written = self
             .bundles
-            .write(&rel_dir_s, &req.checkpoint, bundle_manifest)
+            .write_with(&rel_dir_s, &req.checkpoint, bundle_manifest, &extra)
             .await?;
         let sha = written
             .files

@@ -160,6 +160,7 @@ async fn s3_child() {
             note: None,
             alias: Some("production".into()),
             actor: "test".into(),
+            onnx: None,
         })
         .await
         .unwrap();

@@ -33,6 +33,7 @@ fn request(manifest: &Manifest, ckpt: &Path) -> RegisterRequest {
         note: None,
         alias: None,
         actor: "test".into(),
+        onnx: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn request(manifest: &Manifest, task: Task, ckpt: &Path) -> RegisterRequest {
         note: Some("first".into()),
         alias: None,
         actor: "test".into(),
+        onnx: None,
     }
 }
 

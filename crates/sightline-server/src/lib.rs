@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// Largest dataset archive accepted by `POST /projects/{p}/datasets` (bytes), separate from
     /// the image limit since archives are much larger.
     pub max_dataset_upload_bytes: usize,
+    /// ONNX Runtime of this server: `POST /models` adds a checked `model.onnx` to the bundles
+    /// it registers ([`vision::OnnxCheck`]); `None`: bundles registered here serve on Burn.
+    pub onnxruntime: Option<sightline_onnx::attach::OrtRuntime>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +90,7 @@ impl Default for ServerConfig {
             trainer_env: Vec::new(),
             max_jobs: 1,
             max_dataset_upload_bytes: DEFAULT_MAX_DATASET_UPLOAD_BYTES,
+            onnxruntime: None,
         }
     }
 }

@@ -8,7 +8,10 @@
 //!   thread exactly like `sightline dataset ingest` ([`sightline_feedback::ingest`]). The
 //!   temporary file and the unpacked folder are removed whatever happens.
 //! - `POST /models`: register an experiment's checkpoint; lineage from the experiment record
-//!   ([`sightline_registry::from_experiment`]).
+//!   ([`sightline_registry::from_experiment`]). With ONNX Runtime configured
+//!   ([`crate::ServerConfig::onnxruntime`]) the bundle gets a checked `model.onnx`
+//!   ([`crate::vision::OnnxCheck`], on a blocking thread); a failed check refuses the
+//!   registration (400, naming the output).
 
 use std::io::Write;
 use std::pin::Pin;
@@ -521,6 +524,15 @@ pub async fn post_model(
     if let Some(a) = &b.alias {
         sightline_registry::service::check_alias(a)?;
     }
+    let onnx = state.config().onnxruntime.clone().map(|runtime| {
+        crate::vision::OnnxCheck {
+            runtime,
+            tolerance: sightline_onnx::bundle::DEFAULT_TOLERANCE,
+            home: state.config().home.clone(),
+            image: None,
+        }
+        .preparer()
+    });
     let model = state
         .registry()
         .register_experiment(ExperimentRegistration {
@@ -531,9 +543,13 @@ pub async fn post_model(
             alias: if production { None } else { b.alias.clone() },
             note: b.note,
             actor: caller.name.clone(),
+            onnx,
         })
         .await?;
     let mut out = encode(&model)?;
+    // The bundle's ONNX export and how it was checked (`null`: it serves on Burn).
+    let bundle = state.registry().bundles().open_version(&model).await?;
+    out["onnx"] = encode(&bundle.manifest.onnx)?;
     if production {
         let promoted = state
             .registry()

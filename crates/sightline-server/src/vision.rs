@@ -1,12 +1,16 @@
 //! The product model loader: deployment bundles into `sightline-vision` models (YOLOv8-seg
 //! [`Segmenter`], MobileNetV3 [`Classifier`]) with the bundle's label map and preprocessing.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::DynamicImage;
 use sightline_core::Task;
 use sightline_onnx::attach::OrtRuntime;
-use sightline_registry::{Bundle, Preprocessing};
+use sightline_onnx::bundle::{BundleModel, CheckImages, MAX_CHECK_IMAGES};
+use sightline_registry::bundle::OnnxExport;
+use sightline_registry::service::{OnnxInput, OnnxPrepareError, OnnxPreparer, PreparedOnnx};
+use sightline_registry::{Bundle, BundleManifest, Preprocessing};
 use sightline_vision::burn::tensor::Device;
 use sightline_vision::classify::{Classifier, ClassifyPreprocess};
 use sightline_vision::segment::{SegmentSettings, Segmenter};
@@ -238,6 +242,157 @@ impl ModelLoader for VisionLoader {
             (task, pre) => Err(InferError::Load(format!(
                 "bundle preprocessing {pre:?} does not fit a {task} model"
             ))),
+        }
+    }
+}
+
+/// How a registration checks the ONNX export it adds to a bundle.
+#[derive(Debug, Clone)]
+pub struct OnnxCheck {
+    /// ONNX Runtime that runs the check (and later serves the bundle).
+    pub runtime: OrtRuntime,
+    /// Largest accepted difference ([`sightline_onnx::bundle::DEFAULT_TOLERANCE`]).
+    pub tolerance: f64,
+    /// Sightline home (dataset versions live under `<home>/projects/<p>/datasets`).
+    pub home: PathBuf,
+    /// An image to check on instead of the dataset version's (`--onnx-check-image`).
+    pub image: Option<PathBuf>,
+}
+
+/// Why the check images could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckImageError {
+    /// An image could not be decoded.
+    #[error("reading the ONNX check image {path}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: sightline_imageio::DecodeError,
+    },
+}
+
+impl OnnxCheck {
+    /// The registry step that adds this bundle's `model.onnx`: the checkpoint loaded with the
+    /// bundle's class map and preprocessing (as [`VisionLoader`] loads it), exported, run on
+    /// ONNX Runtime and compared with the native model on the check images
+    /// ([`OnnxCheck::check_images`]); refused above the tolerance.
+    pub fn preparer(self) -> OnnxPreparer {
+        OnnxPreparer::new(move |input: OnnxInput<'_>| self.prepare(input))
+    }
+
+    fn prepare(&self, input: OnnxInput<'_>) -> Result<PreparedOnnx, OnnxPrepareError> {
+        let m = input.manifest;
+        let model = bundle_model(m)?;
+        let check = self.check_images(&m.project, input.dataset_version)?;
+        let out = sightline_onnx::bundle::prepare_bundle_onnx(
+            input.checkpoint,
+            &model,
+            &m.labels,
+            &check,
+            &self.runtime,
+            self.tolerance,
+        )?;
+        Ok(PreparedOnnx {
+            export: OnnxExport {
+                file: sightline_registry::bundle::BUNDLE_ONNX.to_string(),
+                opset: out.opset,
+                dynamic: out.dynamic,
+                max_abs_diff: out.max_abs_diff,
+                tolerance: out.tolerance,
+                checked_images: out.checked_images,
+                checked_on: out.checked_on,
+                runtime: out.runtime,
+            },
+            bytes: out.bytes,
+        })
+    }
+
+    /// The images a registration checks on: the given image (`--onnx-check-image`), else up to
+    /// [`MAX_CHECK_IMAGES`] images of the dataset version (file order), else the synthetic one.
+    pub fn check_images(
+        &self,
+        project: &str,
+        dataset_version: Option<&str>,
+    ) -> Result<CheckImages, CheckImageError> {
+        if let Some(path) = &self.image {
+            return Ok(CheckImages {
+                images: vec![load_check_image(path)?],
+                source: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string()),
+            });
+        }
+        let Some(version) = dataset_version else {
+            return Ok(CheckImages::synthetic());
+        };
+        let paths = sightline_feedback::dataset_repo(&self.home, project)
+            .map_err(|e| e.to_string())
+            .and_then(|repo| {
+                let v = repo.get(version).map_err(|e| e.to_string())?;
+                repo.image_paths(&v.id).map_err(|e| e.to_string())
+            });
+        let paths = match paths {
+            Ok(p) => p,
+            Err(reason) => {
+                // Registered from another home, or the version's files were removed: the
+                // synthetic image still checks the export.
+                tracing::warn!(project, dataset = version, %reason, "dataset images not found; checking ONNX on a synthetic image");
+                let synthetic = CheckImages::synthetic();
+                return Ok(CheckImages {
+                    source: format!("{} (dataset {version} images not found)", synthetic.source),
+                    ..synthetic
+                });
+            }
+        };
+        let images = paths
+            .values()
+            .take(MAX_CHECK_IMAGES)
+            .map(|p| load_check_image(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if images.is_empty() {
+            return Ok(CheckImages::synthetic());
+        }
+        Ok(CheckImages {
+            source: format!("dataset {version}"),
+            images,
+        })
+    }
+}
+
+fn load_check_image(path: &Path) -> Result<sightline_vision::image::RgbImage, CheckImageError> {
+    sightline_imageio::load_rgb(path).map_err(|source| CheckImageError::Image {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The model [`VisionLoader`] builds for a bundle (bundle format 2: `labels` is the class map).
+fn bundle_model(m: &BundleManifest) -> Result<BundleModel, OnnxPrepareError> {
+    match (m.task, &m.preprocessing) {
+        (Task::Segment, Preprocessing::Letterbox { imgsz, .. }) => Ok(BundleModel::Segment {
+            imgsz: *imgsz as usize,
+        }),
+        (
+            Task::Classify,
+            Preprocessing::ResizeCrop {
+                resize,
+                crop,
+                mean,
+                std,
+            },
+        ) => Ok(BundleModel::Classify {
+            preprocess: ClassifyPreprocess {
+                resize: *resize as usize,
+                crop: *crop as usize,
+                mean: *mean,
+                std: *std,
+            },
+        }),
+        (task, pre) => {
+            Err(format!("bundle preprocessing {pre:?} does not fit a {task} model").into())
         }
     }
 }

@@ -292,6 +292,7 @@ async fn scenario(t: TestDb) {
             note: None,
             alias: None,
             actor: "test".into(),
+            onnx: None,
         })
         .await
         .unwrap();

@@ -84,6 +84,7 @@ async fn register(registry: &Registry, dir: &Path, n: usize) -> ModelVersion {
             note: None,
             alias: None,
             actor: "test".into(),
+            onnx: None,
         })
         .await
         .unwrap()

@@ -166,6 +166,7 @@ impl Harness {
                 note: None,
                 alias: None,
                 actor: "test".into(),
+                onnx: None,
             })
             .await
             .unwrap()

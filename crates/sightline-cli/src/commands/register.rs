@@ -51,6 +51,22 @@ pub struct Args {
     /// `train_args.imgsz`, or ours), else the manifest's `imgsz`.
     #[arg(long)]
     pub imgsz: Option<u32>,
+    /// Runtime flags: with ONNX Runtime (resolved as for `serve`), the bundle gets the model's
+    /// ONNX export as `model.onnx`, checked against the native model; without it the bundle
+    /// serves on Burn.
+    #[command(flatten)]
+    pub runtime: crate::inference::RuntimeArgs,
+    /// Largest accepted difference between ONNX Runtime's and the native model's outputs
+    /// (absolute up to 1, relative above); a larger one refuses the registration.
+    #[arg(long, value_name = "TOL", default_value_t = sightline_onnx::bundle::DEFAULT_TOLERANCE)]
+    pub onnx_tolerance: f64,
+    /// Image to check the ONNX export on. Default: up to 4 images of the dataset version, else a
+    /// synthetic image.
+    #[arg(long, value_name = "FILE")]
+    pub onnx_check_image: Option<PathBuf>,
+    /// Register without `model.onnx` (the bundle serves on Burn).
+    #[arg(long)]
+    pub no_onnx: bool,
 }
 
 /// The database URL and the (local) artifact root of the context.
@@ -179,8 +195,74 @@ async fn resolve(args: &Args, registry: &Registry) -> anyhow::Result<Resolved> {
     })
 }
 
+/// The registration's ONNX step: a checked `model.onnx` when ONNX Runtime resolves, else
+/// `None` with a one-line notice (the bundle serves on Burn).
+fn onnx_preparer(
+    args: &Args,
+    ctx: &Ctx,
+) -> anyhow::Result<Option<sightline_registry::service::OnnxPreparer>> {
+    if args.no_onnx {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        args.onnx_tolerance.is_finite() && args.onnx_tolerance >= 0.0,
+        "--onnx-tolerance must be a finite number >= 0, not {}",
+        args.onnx_tolerance
+    );
+    let runtime = crate::inference::InferenceRuntime::resolve(ctx, &args.runtime)?;
+    let Some(ort) = runtime.ort() else {
+        eprintln!(
+            "notice: the bundle gets no model.onnx and will serve on Burn ({}); {}",
+            runtime.resolved.reason,
+            sightline_onnx::runtime::INSTALL_HINT
+        );
+        return Ok(None);
+    };
+    let image = match &args.onnx_check_image {
+        Some(p) => {
+            anyhow::ensure!(
+                p.is_file(),
+                "--onnx-check-image {} is not a file",
+                p.display()
+            );
+            Some(p.clone())
+        }
+        None => None,
+    };
+    Ok(Some(
+        sightline_server::vision::OnnxCheck {
+            runtime: ort,
+            tolerance: args.onnx_tolerance,
+            home: ctx.home.clone(),
+            image,
+        }
+        .preparer(),
+    ))
+}
+
+/// One line on the bundle's ONNX export.
+fn onnx_line(onnx: &sightline_registry::bundle::OnnxExport) -> String {
+    let diffs: Vec<String> = onnx
+        .max_abs_diff
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2e}"))
+        .collect();
+    format!(
+        "onnx: {} (opset {}{}), checked on {} image(s) from {} with ONNX Runtime {}: max diff {} (tolerance {:.1e})",
+        onnx.file,
+        onnx.opset,
+        if onnx.dynamic { ", dynamic" } else { "" },
+        onnx.checked_images,
+        onnx.checked_on,
+        onnx.runtime,
+        diffs.join(", "),
+        onnx.tolerance
+    )
+}
+
 /// Run the command.
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
+    let onnx = onnx_preparer(&args, ctx)?;
     let registry = open_registry(ctx).await?;
     let r = resolve(&args, &registry).await?;
     let class_labels = args
@@ -203,13 +285,22 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
                 note: args.note,
                 alias: args.alias.clone(),
                 actor: "cli".into(),
+                onnx,
             },
             overrides,
         )
         .await
         .with_context(|| format!("cannot register {}", r.checkpoint.display()))?;
+    let bundle = registry
+        .bundles()
+        .open_version(&model)
+        .await
+        .with_context(|| format!("opening the bundle of {}", model.display_name()))?;
+    let onnx = bundle.manifest.onnx;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&model)?);
+        let mut out = serde_json::to_value(&model)?;
+        out["onnx"] = serde_json::to_value(&onnx)?;
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
             "registered {} (id {}, sha256 {}, bundle {}, classes {}){}",
@@ -222,6 +313,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
                 .map(|a| format!(", alias `{a}`"))
                 .unwrap_or_default()
         );
+        if let Some(onnx) = &onnx {
+            println!("{}", onnx_line(onnx));
+        }
     }
     registry.db().close().await;
     Ok(())

@@ -61,6 +61,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let (artifacts, bundles) = ctx.bundle_store()?;
     std::fs::create_dir_all(&artifacts)
         .with_context(|| format!("cannot create the artifact folder {}", artifacts.display()))?;
+    let runtime = InferenceRuntime::resolve(ctx, &args.runtime)?;
+    runtime.notice();
+    eprintln!("inference runtime: {}", runtime.resolved.reason);
     let opts = ServeOptions {
         addr: args.addr,
         database_url: database_url.clone(),
@@ -77,6 +80,8 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             trainer_env: trainer_env(ctx, &database_url),
             max_jobs: args.max_jobs.max(1),
             max_dataset_upload_bytes: args.max_dataset_upload_mb.saturating_mul(1024 * 1024),
+            // `POST /models` adds a checked model.onnx to the bundles it registers
+            onnxruntime: runtime.ort(),
         },
         tokens: args.tokens,
         batch: BatchConfig {
@@ -87,12 +92,8 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         log_queue: (!args.no_request_log).then_some(args.log_queue),
         poll_interval: Duration::from_millis(args.poll_ms),
     };
-    let runtime = InferenceRuntime::resolve(ctx, &args.runtime)?;
-    runtime.notice();
-    eprintln!("inference runtime: {}", runtime.resolved.reason);
     let loader = sightline_server::vision::VisionLoader::new().with_onnxruntime(runtime.ort());
-    serve_with_bundles(opts, Arc::new(loader), bundles)
-    .await?;
+    serve_with_bundles(opts, Arc::new(loader), bundles).await?;
     Ok(())
 }
 
