@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixtures() -> PathBuf {
@@ -43,14 +43,9 @@ fn one_shot_server() -> (String, std::thread::JoinHandle<(String, String)>) {
     (url, h)
 }
 
-#[test]
-fn evaluate_classifier_writes_reports_and_posts_summary() {
-    let fx = fixtures();
-    let ckpt = fx.join("torchvision/mobilenet_v3_small-widgets.pth");
-    assert!(ckpt.is_file(), "missing fixture {}", ckpt.display());
-    let src = fx.join("widgets-a/classify/val");
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+/// Copies the fixture's class-per-folder val split into `data`; returns the number of images.
+fn copy_val_split(data: &Path) -> usize {
+    let src = fixtures().join("widgets-a/classify/val");
     let mut n = 0;
     for label in ["ok", "ng", "scratch", "dent"] {
         let mut files: Vec<_> = std::fs::read_dir(src.join(label))
@@ -65,8 +60,33 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
             n += 1;
         }
     }
-    let config =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml");
+    n
+}
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml")
+}
+
+/// The ONNX Runtime library the tests run on: `$SIGHTLINE_ONNXRUNTIME_LIBRARY` (`.ci/run` sets it).
+fn onnxruntime_library() -> PathBuf {
+    let p = std::env::var_os("SIGHTLINE_ONNXRUNTIME_LIBRARY").map(PathBuf::from);
+    match p {
+        Some(p) if p.is_file() => p,
+        p => panic!(
+            "set SIGHTLINE_ONNXRUNTIME_LIBRARY to an ONNX Runtime shared library (libonnxruntime.so.*); got {p:?}"
+        ),
+    }
+}
+
+#[test]
+fn evaluate_classifier_writes_reports_and_posts_summary() {
+    let fx = fixtures();
+    let ckpt = fx.join("torchvision/mobilenet_v3_small-widgets.pth");
+    assert!(ckpt.is_file(), "missing fixture {}", ckpt.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let n = copy_val_split(&data);
+    let config = manifest();
     let out = tmp.path().join("report");
     let (url, server) = one_shot_server();
     let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
@@ -181,4 +201,77 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
             .iter()
             .any(|c| (c.as_f64().unwrap() - g["score"].as_f64().unwrap()).abs() < 1e-12)
     );
+}
+
+/// The same checkpoint and images on Burn and on ONNX Runtime (its own ONNX export, same pre- and
+/// post-processing) give the same metrics, and report.json names the runtime that ran.
+#[test]
+fn evaluate_classifier_same_metrics_on_burn_and_onnxruntime() {
+    let library = onnxruntime_library();
+    let ckpt = fixtures().join("torchvision/mobilenet_v3_small-widgets.pth");
+    assert!(ckpt.is_file(), "missing fixture {}", ckpt.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let n = copy_val_split(&data);
+    let evaluate = |runtime: &str| -> serde_json::Value {
+        let out = tmp.path().join(format!("report-{runtime}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .current_dir(tmp.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("SIGHTLINE_DATABASE_URL")
+            .env_remove("SIGHTLINE_HOME")
+            .env_remove("SIGHTLINE_RUNTIME")
+            .args(["evaluate", "--task", "classify", "--config"])
+            .arg(manifest())
+            .arg("--checkpoint")
+            .arg(&ckpt)
+            .arg("--data")
+            .arg(&data)
+            .args([
+                "--gallery",
+                "0",
+                "--runtime",
+                runtime,
+                "--onnxruntime-library",
+            ])
+            .arg(&library)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "--runtime {runtime}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+    };
+    let burn = evaluate("burn");
+    let ort = evaluate("onnxruntime");
+    let (rb, ro) = (
+        burn["runtime"].as_str().unwrap(),
+        ort["runtime"].as_str().unwrap(),
+    );
+    assert!(rb.starts_with("burn"), "{rb}");
+    assert!(
+        ro.starts_with("onnxruntime ") && ro.ends_with("(cpu)"),
+        "{ro}"
+    );
+    let (cb, co) = (&burn["classification"], &ort["classification"]);
+    assert_eq!(cb["samples"], n);
+    assert_eq!(co["samples"], n);
+    for key in ["top1", "top5", "macro_f1", "ece"] {
+        let (b, o) = (cb[key].as_f64().unwrap(), co[key].as_f64().unwrap());
+        assert!((b - o).abs() <= 1e-6, "{key}: burn {b}, onnxruntime {o}");
+    }
+    assert_eq!(cb["confusion"], co["confusion"]);
+    eprintln!(
+        "{rb}: top-1 {}, top-5 {}; {ro}: top-1 {}, top-5 {}",
+        cb["top1"], cb["top5"], co["top1"], co["top5"]
+    );
+    let (ob, oo) = (&burn["operating"], &ort["operating"]);
+    for key in ["ng_rate", "unknown_rate", "accuracy"] {
+        let (b, o) = (ob[key].as_f64().unwrap(), oo[key].as_f64().unwrap());
+        assert!((b - o).abs() <= 1e-6, "{key}: burn {b}, onnxruntime {o}");
+    }
 }

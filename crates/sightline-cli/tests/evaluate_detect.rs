@@ -493,3 +493,95 @@ fn evaluate_detector_needs_project_labels_for_checkpoint_classes() {
         serde_json::from_slice(&std::fs::read(env.path("rep/report.json")).unwrap()).unwrap();
     assert_eq!(r["detection"]["coco_mask"], a["detection"]["coco_mask"]);
 }
+
+/// The same checkpoint and images on Burn and on ONNX Runtime (the checkpoint's own dynamic ONNX
+/// export, same letterbox, NMS and masks) give the same COCO box and mask metrics, and report.json
+/// names the runtime that ran. The library is `$SIGHTLINE_ONNXRUNTIME_LIBRARY` (`.ci/run` sets it).
+#[test]
+fn evaluate_detector_same_metrics_on_burn_and_onnxruntime() {
+    let library = match std::env::var_os("SIGHTLINE_ONNXRUNTIME_LIBRARY").map(PathBuf::from) {
+        Some(p) if p.is_file() => p,
+        p => panic!(
+            "set SIGHTLINE_ONNXRUNTIME_LIBRARY to an ONNX Runtime shared library (libonnxruntime.so.*); got {p:?}"
+        ),
+    };
+    let env = Env::new();
+    let manifest = setup(&env);
+    let cfg = manifest.to_str().unwrap();
+    let ckpt = fixtures().join("ultralytics/yolov8n-seg-widgets.pt");
+    let evaluate = |runtime: &str| -> Value {
+        let out = format!("rep-{runtime}");
+        let mut c = env.cmd(&[
+            "evaluate",
+            "--config",
+            cfg,
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--gallery",
+            "0",
+            "--runtime",
+            runtime,
+            "--onnxruntime-library",
+            library.to_str().unwrap(),
+            "--out",
+            &out,
+        ]);
+        let o = c.env_remove("SIGHTLINE_RUNTIME").output().unwrap();
+        assert!(
+            o.status.success(),
+            "--runtime {runtime}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&std::fs::read(env.path(&out).join("report.json")).unwrap()).unwrap()
+    };
+    let burn = evaluate("burn");
+    let ort = evaluate("onnxruntime");
+    let (rb, ro) = (
+        burn["runtime"].as_str().unwrap(),
+        ort["runtime"].as_str().unwrap(),
+    );
+    assert!(rb.starts_with("burn"), "{rb}");
+    assert!(
+        ro.starts_with("onnxruntime ") && ro.ends_with("(cpu)"),
+        "{ro}"
+    );
+    assert_eq!(burn["dataset"]["images"], 4);
+    let (db, dor) = (&burn["detection"], &ort["detection"]);
+    // Every COCO statistic (AP/AR at all IoUs and areas), then the Ultralytics-style numbers.
+    for key in ["coco_box", "coco_mask"] {
+        let (b, o) = (db[key].as_array().unwrap(), dor[key].as_array().unwrap());
+        assert_eq!(b.len(), 12, "{key}");
+        assert_eq!(o.len(), 12, "{key}");
+        for (i, (b, o)) in b.iter().zip(o).enumerate() {
+            let (b, o) = (b.as_f64().unwrap(), o.as_f64().unwrap());
+            assert!(
+                (b - o).abs() <= 1e-6,
+                "{key}[{i}]: burn {b}, onnxruntime {o}"
+            );
+        }
+    }
+    assert!(
+        db["coco_mask"][0].as_f64().unwrap() > 0.0,
+        "the fixture model finds nothing: {db}"
+    );
+    for key in [
+        "map50",
+        "map50_95",
+        "mask_map50",
+        "mask_map50_95",
+        "mp",
+        "mr",
+    ] {
+        let (b, o) = (db[key].as_f64().unwrap(), dor[key].as_f64().unwrap());
+        assert!((b - o).abs() <= 1e-6, "{key}: burn {b}, onnxruntime {o}");
+    }
+    assert_eq!(db["confusion"], dor["confusion"]);
+    eprintln!(
+        "{rb}: box mAP50-95 {} mask mAP50-95 {}; {ro}: box mAP50-95 {} mask mAP50-95 {}",
+        db["coco_box"][0], db["coco_mask"][0], dor["coco_box"][0], dor["coco_mask"][0]
+    );
+    assert_eq!(
+        burn["operating"]["ok_ng_confusion"],
+        ort["operating"]["ok_ng_confusion"]
+    );
+}

@@ -140,6 +140,11 @@ pub(crate) fn evaluate(
     )
     .with_context(|| format!("cannot load classifier {}", ckpt.display()))?
     .with_preprocess(sightline_vision::imgsz::classify_preprocess(crop));
+    let clf = match &opts.ort {
+        Some(rt) => sightline_onnx::attach::classifier_on_ort(clf, rt, None)
+            .context("running the model on ONNX Runtime (--runtime burn avoids it)")?,
+        None => clf,
+    };
     let pb = progress(samples.len(), "classify", opts.show_progress);
     let mut preds = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(opts.batch) {
@@ -286,5 +291,6 @@ pub(crate) fn evaluate(
         report,
         notes: Vec::new(),
         baseline,
+        runtime: clf.engine().to_string(),
     })
 }

@@ -408,6 +408,11 @@ pub(crate) fn evaluate(
     .with_context(|| format!("image size of {}", ckpt.display()))?;
     let seg = Segmenter::from_loaded_checkpoint(loaded, opts.labels.clone(), backend.device()?)
         .with_context(|| format!("loading {}", ckpt.display()))?;
+    let seg = match &opts.ort {
+        Some(rt) => sightline_onnx::attach::segmenter_on_ort(seg, rt, None, imgsz.imgsz)
+            .context("running the model on ONNX Runtime (--runtime burn avoids it)")?,
+        None => seg,
+    };
     let classes = seg.labels().to_vec();
     let foreign: Vec<&String> = classes
         .iter()
@@ -613,6 +618,7 @@ pub(crate) fn evaluate(
         report,
         notes,
         baseline,
+        runtime: seg.engine().to_string(),
     })
 }
 

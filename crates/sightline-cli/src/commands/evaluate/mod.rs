@@ -20,6 +20,10 @@
 //!   production logs: for a detector every detection the served model would return (confidence above
 //!   `min(0.25, lowest class threshold)`, the server's NMS floor) under its label; for a classifier the arg-max
 //!   label and its probability, one per image.
+//! - **Runtime**: `--runtime auto|burn|onnxruntime` (and the other [`RuntimeArgs`] flags) as for `predict`: on
+//!   ONNX Runtime the checkpoint's own dynamic ONNX export runs with the same pre- and post-processing, so the
+//!   metrics are the same up to float noise. `report.json` names what ran in `runtime` (e.g.
+//!   `"onnxruntime 1.32.0 (cpu)"` or `"burn (Device<Flex(Cpu)>)"`).
 
 mod classify;
 mod detect;
@@ -35,6 +39,7 @@ use sightline_report::Report;
 use sightline_vision::checkpoint::{Task, read_checkpoint, task_of};
 
 use crate::ctx::Ctx;
+use crate::inference::{InferenceRuntime, RuntimeArgs};
 
 /// Which model of the manifest to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +105,9 @@ pub struct Args {
     /// Output directory (default `<artifacts>/reports/<model>-<dataset>-<timestamp>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Inference runtime.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Evaluation data resolved from `--data` or a dataset version.
@@ -292,11 +300,19 @@ impl ConfidenceBaseline {
     }
 }
 
-/// Rewrites `report.json` with the confidence baseline added at its top level.
-fn add_baseline_to_report(path: &Path, b: &ConfidenceBaseline) -> anyhow::Result<()> {
+/// Rewrites `report.json` with the confidence baseline and the runtime that ran the model
+/// (`runtime`) added at its top level.
+fn add_baseline_to_report(
+    path: &Path,
+    b: &ConfidenceBaseline,
+    runtime: &str,
+) -> anyhow::Result<()> {
     let mut v: serde_json::Value = serde_json::from_slice(&fs_err::read(path)?)
         .with_context(|| format!("re-reading {}", path.display()))?;
     b.add_to(&mut v);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("runtime".into(), serde_json::Value::String(runtime.into()));
+    }
     fs_err::write(path, serde_json::to_vec_pretty(&v)?)?;
     Ok(())
 }
@@ -459,6 +475,8 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load manifest {}", args.config.display()))?;
     let ckpt = resolve_checkpoint(&args.checkpoint)?;
     let task = pick_task(&args, &ckpt, &manifest)?;
+    let runtime = InferenceRuntime::resolve(ctx, &args.runtime)?;
+    runtime.notice();
     let sha = sightline_store::sha256_file(&ckpt)
         .with_context(|| format!("cannot hash {}", ckpt.display()))?;
     // A classifier's `--data` is a class-per-folder tree read by the classifier path itself.
@@ -473,7 +491,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let job = {
         let (manifest, ckpt, sha) = (manifest.clone(), ckpt.clone(), sha.clone());
         let args_cfg = args.config.clone();
-        let opts = RunOpts::from_args(&args);
+        let opts = RunOpts::from_args(&args, &runtime);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Evaluated> {
             let base = ReportBase {
                 config_path: args_cfg.display().to_string(),
@@ -501,6 +519,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         report,
         notes,
         baseline,
+        runtime,
     } = job.await.context("evaluation worker stopped")??;
 
     let root = artifacts_root(ctx);
@@ -521,7 +540,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         }
     };
     let (json_path, html_path) = report.write(&out)?;
-    add_baseline_to_report(&json_path, &baseline)?;
+    add_baseline_to_report(&json_path, &baseline, &runtime)?;
     let report_path = out
         .strip_prefix(&root)
         .map_or_else(|_| out.display().to_string(), |p| p.display().to_string());
@@ -579,9 +598,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
             "experiment_id": target.experiment_id,
             "posted": posted,
             "notes": notes,
+            "runtime": runtime,
         }))?;
     } else {
-        print_human(&report, &notes);
+        print_human(&report, &notes, &runtime);
         match (recorded, &target.model_display, &target.experiment_id) {
             (Some(id), m, e) => println!(
                 "{:<14} evaluation {id}{}{}",
@@ -602,8 +622,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_human(r: &Report, notes: &[String]) {
+fn print_human(r: &Report, notes: &[String], runtime: &str) {
     println!("{:<14} {}", "model", r.model);
+    println!("{:<14} {runtime}", "runtime");
     println!(
         "{:<14} {} ({} images, split {})",
         "data",
@@ -679,10 +700,12 @@ pub(crate) struct RunOpts {
     pub device: String,
     pub gallery: usize,
     pub show_progress: bool,
+    /// ONNX Runtime to run the model on (`None`: Burn).
+    pub ort: Option<sightline_onnx::attach::OrtRuntime>,
 }
 
 impl RunOpts {
-    fn from_args(a: &Args) -> Self {
+    fn from_args(a: &Args, runtime: &InferenceRuntime) -> Self {
         Self {
             split: a.split.clone(),
             labels: a.labels.as_ref().map(|l| {
@@ -698,6 +721,7 @@ impl RunOpts {
             device: a.device.clone(),
             gallery: a.gallery,
             show_progress: true,
+            ort: runtime.ort(),
         }
     }
 }
@@ -710,6 +734,8 @@ pub(crate) struct Evaluated {
     pub notes: Vec<String>,
     /// Per-class confidences for production monitoring.
     pub baseline: ConfidenceBaseline,
+    /// What ran the model (`engine()` of the pipeline, e.g. `onnxruntime 1.32.0 (cpu)`).
+    pub runtime: String,
 }
 
 /// Report fields common to every task.
