@@ -18,7 +18,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::server::{fixtures, http, spawn_server};
+use common::server::{KillOnDrop, fixtures, http, spawn_server};
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -297,4 +297,294 @@ fn register_class_map_and_lineage_sqlite() {
 fn register_class_map_and_lineage_postgres() {
     let t = sightline_db::testing::PgTestDatabase::create().unwrap();
     scenario(t.url().to_string());
+}
+
+const BOTH_MODELS: &str = "project: widget_line_a
+labels: [ok, ng, scratch, dent]
+models:
+  detector:
+    name: yolov8n-seg
+    weights: none
+    hyperparameters: {imgsz: 256}
+  classifier:
+    name: mobilenet_v3_small
+    weights: none
+";
+
+/// `$SIGHTLINE_ONNXRUNTIME_LIBRARY` (CI sets it): this test needs ONNX Runtime and fails
+/// without it.
+fn onnxruntime_library() -> String {
+    let lib = std::env::var("SIGHTLINE_ONNXRUNTIME_LIBRARY").expect(
+        "SIGHTLINE_ONNXRUNTIME_LIBRARY must name libonnxruntime.so.* (pip install onnxruntime==1.32.0)",
+    );
+    assert!(
+        Path::new(&lib).is_file(),
+        "SIGHTLINE_ONNXRUNTIME_LIBRARY={lib} is not a file"
+    );
+    lib
+}
+
+/// Starts `sightline serve` (stderr with the loader's logs into `log`) and returns it with its
+/// address.
+fn serve_logged(env: &Env, extra: &[&str], log: &Path) -> (KillOnDrop, String) {
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--no-request-log"];
+    args.extend_from_slice(extra);
+    let mut cmd = env.cmd(&args);
+    cmd.env("RUST_LOG", "sightline_server=info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line of serve: {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+fn inspect(addr: &str, image: &[u8]) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, v) = http(
+            addr,
+            "POST",
+            "/projects/widget_line_a/inspect",
+            "image/jpeg",
+            image,
+        );
+        // Both models deployed (they load one after the other).
+        let detected = v["detections"].as_array().is_some_and(|d| !d.is_empty());
+        if status == 200 && detected && v["classification"].is_object() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{status} {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The bundle's `onnx` entry: within the tolerance on every output, and `model.onnx` listed in
+/// `files` with the SHA-256 and size of the file beside it.
+fn check_onnx_entry(env: &Env, registered: &Value, outputs: &[&str]) -> Value {
+    let dir = env
+        .home
+        .path()
+        .join("artifacts")
+        .join(registered["bundle_dir"].as_str().unwrap());
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("bundle.json")).unwrap()).unwrap();
+    let onnx = &bundle["onnx"];
+    assert_eq!(
+        onnx, &registered["onnx"],
+        "--json prints the bundle's onnx entry"
+    );
+    assert_eq!(onnx["file"], "model.onnx");
+    assert_eq!(onnx["dynamic"], true);
+    assert_eq!(onnx["tolerance"].as_f64(), Some(1e-4));
+    assert!(!onnx["runtime"].as_str().unwrap().is_empty(), "{onnx}");
+    let diffs = onnx["max_abs_diff"].as_object().unwrap();
+    let names: Vec<&str> = diffs.keys().map(String::as_str).collect();
+    assert_eq!(names, outputs, "{onnx}");
+    for (name, d) in diffs {
+        let d = d.as_f64().unwrap();
+        assert!((0.0..=1e-4).contains(&d), "{name}: {d}");
+    }
+    let (sha256, size) = sightline_registry::bundle::hash_file(&dir.join("model.onnx")).unwrap();
+    let listed = bundle["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "model.onnx")
+        .unwrap_or_else(|| panic!("model.onnx not listed: {bundle}"));
+    assert_eq!(listed["sha256"].as_str(), Some(sha256.as_str()));
+    assert_eq!(listed["size"].as_u64(), Some(size));
+    let summary =
+        sightline_onnx::export::describe(&std::fs::read(dir.join("model.onnx")).unwrap()).unwrap();
+    assert_eq!(Some(summary.opset), onnx["opset"].as_i64());
+    bundle
+}
+
+/// Registration adds the model's checked ONNX export (`model.onnx`, max differences recorded)
+/// when ONNX Runtime resolves; the server then runs it on ONNX Runtime, with the same inspection
+/// as on Burn. `--runtime burn` registers without it; a tolerance no export meets refuses the
+/// registration, naming the output, and registers nothing.
+#[test]
+fn register_adds_a_checked_onnx_export() {
+    let lib = onnxruntime_library();
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        home: tempfile::tempdir().unwrap(),
+        db_url: format!("sqlite://{}", dir.path().join("o.db").display()),
+    };
+    let cfg = env.home.path().join("widget.yaml");
+    std::fs::write(&cfg, BOTH_MODELS).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    env.json(&["project", "apply", cfg]);
+    let det = fixtures().join("ultralytics/yolov8n-seg-widgets.pt");
+    let det = det.to_str().unwrap();
+    let cls = fixtures().join("torchvision/mobilenet_v3_small-widgets.pth");
+    let cls = cls.to_str().unwrap();
+    let register = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["register", "--config", cfg, "--onnxruntime-library", &lib]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // A tolerance no export meets: refused with the output's name, nothing registered.
+    let args = register(&[
+        "--checkpoint",
+        det,
+        "--task",
+        "segment",
+        "--onnx-tolerance",
+        "1e-12",
+    ]);
+    let err = env.fail(&strs(&args));
+    assert!(
+        (err.contains("`output0`") || err.contains("`output1`")) && err.contains("tolerance"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["model", "list"]), Value::Array(vec![]));
+    assert!(
+        !env.home
+            .path()
+            .join("artifacts/registry/widget_line_a/segment/v1/bundle.json")
+            .exists()
+    );
+
+    // The detector, checked on the images of its dataset version.
+    let ds = dataset_version(&env);
+    let args = register(&[
+        "--checkpoint",
+        det,
+        "--task",
+        "segment",
+        "--dataset",
+        &ds,
+        "--alias",
+        "production",
+    ]);
+    let v1 = env.json(&strs(&args));
+    check_onnx_entry(&env, &v1, &["output0", "output1"]);
+    assert_eq!(v1["onnx"]["checked_images"], 4);
+    assert_eq!(v1["onnx"]["checked_on"], format!("dataset {ds}"));
+    // Human output prints the differences.
+    let args = register(&["--checkpoint", det, "--task", "segment"]);
+    let (ok, out, err) = env.run(&strs(&args));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("onnx: model.onnx") && out.contains("output0"),
+        "{out}"
+    );
+
+    // The classifier, checked on a given image.
+    let image_path = fixtures().join("images/val_00003.jpg");
+    let args = register(&[
+        "--checkpoint",
+        cls,
+        "--task",
+        "classify",
+        "--onnx-check-image",
+        image_path.to_str().unwrap(),
+        "--alias",
+        "production",
+    ]);
+    let c1 = env.json(&strs(&args));
+    check_onnx_entry(&env, &c1, &["logits"]);
+    assert_eq!(c1["onnx"]["checked_images"], 1);
+    assert_eq!(c1["onnx"]["checked_on"], "val_00003.jpg");
+
+    // --runtime burn: no model.onnx, one notice line.
+    let (ok, out, err) = env.run(&[
+        "--json",
+        "register",
+        "--config",
+        cfg,
+        "--checkpoint",
+        det,
+        "--task",
+        "segment",
+        "--runtime",
+        "burn",
+    ]);
+    assert!(ok, "{err}");
+    let v3: Value = serde_json::from_str(&out).unwrap();
+    assert!(v3["onnx"].is_null(), "{v3}");
+    assert!(err.contains("will serve on Burn"), "{err}");
+    let bundle3 = env
+        .home
+        .path()
+        .join("artifacts")
+        .join(v3["bundle_dir"].as_str().unwrap());
+    assert!(!bundle3.join("model.onnx").exists());
+    let manifest3 = std::fs::read_to_string(bundle3.join("bundle.json")).unwrap();
+    assert!(!manifest3.contains("onnx"), "{manifest3}");
+
+    // Served on ONNX Runtime from the bundles' model.onnx, the same inspection as on Burn.
+    let image = std::fs::read(&image_path).unwrap();
+    let ort_log = env.home.path().join("serve-ort.log");
+    let (server, addr) = serve_logged(&env, &["--onnxruntime-library", &lib], &ort_log);
+    let on_ort = inspect(&addr, &image);
+    drop(server);
+    let log = std::fs::read_to_string(&ort_log).unwrap();
+    for what in ["detector loaded", "classifier loaded"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no `{what}` in the server log:\n{log}"));
+        assert!(line.contains("engine=onnxruntime"), "{line}");
+    }
+    let burn_log = env.home.path().join("serve-burn.log");
+    let (server, addr) = serve_logged(&env, &["--runtime", "burn"], &burn_log);
+    let on_burn = inspect(&addr, &image);
+    drop(server);
+    let dets = |v: &Value| -> Vec<(String, Vec<f64>)> {
+        v["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let mut nums = vec![d["confidence"].as_f64().unwrap()];
+                nums.extend(
+                    d["box_xyxy"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap()),
+                );
+                (d["label"].as_str().unwrap().to_string(), nums)
+            })
+            .collect()
+    };
+    let (a, b) = (dets(&on_ort), dets(&on_burn));
+    assert!(!a.is_empty(), "{on_ort}");
+    assert_eq!(a.len(), b.len(), "ORT {on_ort}\nBurn {on_burn}");
+    for ((la, na), (lb, nb)) in a.iter().zip(&b) {
+        assert_eq!(la, lb);
+        assert!((na[0] - nb[0]).abs() < 1e-3, "confidence {na:?} vs {nb:?}");
+        for (x, y) in na[1..].iter().zip(&nb[1..]) {
+            assert!((x - y).abs() < 0.5, "box {na:?} vs {nb:?}");
+        }
+    }
+    let (ca, cb) = (&on_ort["classification"], &on_burn["classification"]);
+    assert_eq!(
+        ca["top_label"], cb["top_label"],
+        "ORT {on_ort}\nBurn {on_burn}"
+    );
+    let (pa, pb) = (
+        ca["confidence"].as_f64().unwrap(),
+        cb["confidence"].as_f64().unwrap(),
+    );
+    assert!((pa - pb).abs() < 1e-4, "{pa} vs {pb}");
 }
