@@ -35,6 +35,8 @@ enum Command {
     Evaluate(commands::evaluate::Args),
     /// COCO box/mask evaluation of a detections file: a drop-in for pycocotools.
     EvalCoco(commands::eval_coco::Args),
+    /// Export a checkpoint or model version to ONNX (Ultralytics/torchvision-compatible).
+    Export(commands::export::Args),
     /// Register a checkpoint as an immutable model version with a deployment bundle.
     Register(commands::register::Args),
     /// List, inspect, alias and promote model versions.
@@ -75,6 +77,7 @@ fn main() -> std::process::ExitCode {
             Command::Predict(args) => commands::predict::run(args, &ctx).await,
             Command::Evaluate(args) => commands::evaluate::run(args, &ctx).await,
             Command::EvalCoco(args) => commands::eval_coco::run(args, &ctx).await,
+            Command::Export(args) => commands::export::run(args, &ctx).await,
             Command::Register(args) => commands::register::run(args, &ctx).await,
             Command::Model(args) => commands::model::run(args, &ctx).await,
             Command::Serve(args) => commands::serve::run(args, &ctx).await,

@@ -543,6 +543,42 @@ fn yolov8m_random_dynamic_matches_burn() {
     assert_close("yolov8m dynamic 96x64 output1", &r.runs[0][1], &proto);
 }
 
+/// The graph of an ONNX file (metadata, which holds the date, left out).
+fn graph_of(bytes: &[u8]) -> sightline_onnx::export::proto::GraphProto {
+    use prost::Message;
+    sightline_onnx::export::proto::ModelProto::decode(bytes)
+        .expect("decodes")
+        .graph
+        .expect("graph")
+}
+
+#[test]
+fn safetensors_and_burnpack_checkpoints_export_the_same_graph() {
+    let pth = fixtures().join("torchvision/mobilenet_v3_small-widgets.pth");
+    let labels: Vec<String> = ["ok", "ng", "scratch", "dent"].map(String::from).to_vec();
+    let opts = ExportOptions::fixed(96);
+    let reference = export_checkpoint(&pth, Some(labels.clone()), &opts).expect("export .pth");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ckpt = sightline_vision::checkpoint::read_checkpoint(&pth).expect("read .pth");
+    let weights = sightline_vision::checkpoint::into_tensor_map(ckpt);
+    let st = dir.path().join("widgets.safetensors");
+    weights.save_safetensors(&st).expect("save safetensors");
+    let from_st = export_checkpoint(&st, Some(labels.clone()), &opts).expect("export safetensors");
+    assert!(graph_of(&from_st.bytes) == graph_of(&reference.bytes));
+    let config = MobileNetV3Config::infer(&weights).expect("config");
+    let model =
+        sightline_vision::mobilenet::MobileNetV3::load(&config, &weights, &default_device())
+            .expect("burn model");
+    let bpk = dir.path().join("widgets.bpk");
+    sightline_vision::record::save_classifier(&model, &config, &labels, Some(96), &bpk)
+        .expect("save record");
+    // names and image size from the record itself
+    let from_bpk = export_checkpoint(&bpk, None, &ExportOptions::default()).expect("export .bpk");
+    assert_eq!(from_bpk.names, labels);
+    assert_eq!(from_bpk.imgsz, [96, 96]);
+    assert!(graph_of(&from_bpk.bytes) == graph_of(&reference.bytes));
+}
+
 #[test]
 fn wrong_labels_and_sizes_are_refused() {
     let config = YoloV8SegConfig::n(2);

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod demo;
 pub mod eval_coco;
 pub mod evaluate;
+pub mod export;
 pub mod model;
 pub mod predict;
 pub mod project;

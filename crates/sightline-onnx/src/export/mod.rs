@@ -396,11 +396,13 @@ pub fn export_classifier(
         .preprocess
         .clone()
         .unwrap_or_else(|| sightline_vision::imgsz::classify_preprocess(h));
+    // f32 → the f64 of its shortest decimal form, so JSON says 0.485 and not 0.48500001…
+    let short = |v: &[f32; 3]| v.map(|x| x.to_string().parse::<f64>().unwrap_or(f64::from(x)));
     let preprocess = serde_json::json!({
         "resize": pre.resize,
         "crop": pre.crop,
-        "mean": pre.mean,
-        "std": pre.std,
+        "mean": short(&pre.mean),
+        "std": short(&pre.std),
         "interpolation": "bilinear",
         "scale": "1/255",
         "color": "RGB",
