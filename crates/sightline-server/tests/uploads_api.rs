@@ -532,6 +532,8 @@ async fn models(h: &H, dataset: &str) {
     assert_eq!(v["task"], "classify");
     assert_eq!(v["version"], 1);
     assert_eq!(v["note"], "from the API");
+    // No ONNX Runtime configured: the bundle gets no model.onnx and serves on Burn.
+    assert!(v.get("onnx").is_some_and(Value::is_null), "{v}");
     let id = v["id"].as_i64().unwrap();
     let (st, l) = get(s, &format!("/models/{id}")).await;
     assert_eq!(st, StatusCode::OK, "{l}");
