@@ -4,6 +4,8 @@
 //! `$SIGHTLINE_ONNXRUNTIME_LIBRARY` or `$ORT_DYLIB_PATH` (`.ci/run` points it at the
 //! `onnxruntime` wheel); the tests fail without it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use sightline_onnx::attach::{self, OrtRuntime};
