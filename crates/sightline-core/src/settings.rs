@@ -533,10 +533,14 @@ mod tests {
         assert_eq!(s.inference.provider.as_deref(), Some("cuda:1"));
         assert_eq!(s.inference.threads, Some(3), "file value kept");
         let bad = env_of(&[("SIGHTLINE_ORT_THREADS", "many")]);
-        let e = Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &bad)
-            .unwrap_err();
+        let e =
+            Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &bad).unwrap_err();
         assert!(e.to_string().contains("SIGHTLINE_ORT_THREADS"), "{e}");
-        fs_err::write(cwd.path().join("sightline.toml"), "[inference]\nthreads = 0\n").unwrap();
+        fs_err::write(
+            cwd.path().join("sightline.toml"),
+            "[inference]\nthreads = 0\n",
+        )
+        .unwrap();
         assert!(
             Settings::resolve_with(cwd.path(), None, SettingsLayer::default(), &env_of(&[]))
                 .is_err()

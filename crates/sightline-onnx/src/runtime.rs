@@ -197,7 +197,10 @@ pub fn locate_library(
             origin: if p.is_file() {
                 "the onnxruntime_library setting".into()
             } else {
-                format!("the onnxruntime_library setting names {}, which does not exist", p.display())
+                format!(
+                    "the onnxruntime_library setting names {}, which does not exist",
+                    p.display()
+                )
             },
         };
     }
@@ -208,7 +211,10 @@ pub fn locate_library(
             origin: if p.is_file() {
                 format!("${ORT_DYLIB_ENV}")
             } else {
-                format!("${ORT_DYLIB_ENV} names {}, which does not exist", p.display())
+                format!(
+                    "${ORT_DYLIB_ENV} names {}, which does not exist",
+                    p.display()
+                )
             },
         };
     }
@@ -258,7 +264,9 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                (n.starts_with("libonnxruntime.so") || n == "libonnxruntime.dylib" || n == "onnxruntime.dll")
+                (n.starts_with("libonnxruntime.so")
+                    || n == "libonnxruntime.dylib"
+                    || n == "onnxruntime.dll")
                     && !n.contains("providers")
             })
         })
@@ -325,7 +333,9 @@ static INIT: Mutex<()> = Mutex::new(());
 /// Loads the library once per process (later calls with the same path are free; another path
 /// is an error). Returns the ONNX Runtime version string.
 pub fn init(library: &Path) -> Result<String, RuntimeError> {
-    let _guard = INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = INIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(loaded) = LOADED.get() {
         if loaded != library {
             return Err(RuntimeError::AlreadyLoaded {
@@ -350,7 +360,9 @@ pub fn init(library: &Path) -> Result<String, RuntimeError> {
 
 fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
     ENVIRONMENT.get().ok_or_else(|| {
-        RuntimeError::InvalidArgument("ONNX Runtime is not loaded (call runtime::init first)".into())
+        RuntimeError::InvalidArgument(
+            "ONNX Runtime is not loaded (call runtime::init first)".into(),
+        )
     })
 }
 
@@ -438,7 +450,11 @@ impl OrtNetwork {
         let session = builder
             .commit_from_memory(model)
             .map_err(ort_err("loading the model"))?;
-        let inputs: Vec<String> = session.inputs().iter().map(|o| o.name().to_string()).collect();
+        let inputs: Vec<String> = session
+            .inputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         let [input] = inputs.as_slice() else {
             return Err(RuntimeError::Model(format!(
                 "expected one input, found {} ({})",
@@ -492,7 +508,11 @@ impl OrtNetwork {
     }
 
     /// Runs one NCHW batch; every output as a flat f32 tensor.
-    pub fn run_batch(&self, input: &[f32], shape: [usize; 4]) -> Result<Vec<FlatTensor>, RuntimeError> {
+    pub fn run_batch(
+        &self,
+        input: &[f32],
+        shape: [usize; 4],
+    ) -> Result<Vec<FlatTensor>, RuntimeError> {
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let tensor = TensorRef::from_array_view((dims, input))
             .map_err(ort_err("wrapping the input batch"))?;
@@ -552,11 +572,23 @@ mod tests {
 
     #[test]
     fn preferences_and_providers_parse() {
-        assert_eq!("AUTO".parse::<RuntimePreference>().unwrap(), RuntimePreference::Auto);
-        assert_eq!("ort".parse::<RuntimePreference>().unwrap(), RuntimePreference::OnnxRuntime);
+        assert_eq!(
+            "AUTO".parse::<RuntimePreference>().unwrap(),
+            RuntimePreference::Auto
+        );
+        assert_eq!(
+            "ort".parse::<RuntimePreference>().unwrap(),
+            RuntimePreference::OnnxRuntime
+        );
         assert!("tvm".parse::<RuntimePreference>().is_err());
-        assert_eq!("cuda:1".parse::<Provider>().unwrap(), Provider::Cuda { device: 1 });
-        assert_eq!("tensorrt".parse::<Provider>().unwrap(), Provider::TensorRt { device: 0 });
+        assert_eq!(
+            "cuda:1".parse::<Provider>().unwrap(),
+            Provider::Cuda { device: 1 }
+        );
+        assert_eq!(
+            "tensorrt".parse::<Provider>().unwrap(),
+            Provider::TensorRt { device: 0 }
+        );
         assert!("cuda:x".parse::<Provider>().is_err());
         assert!("rocm".parse::<Provider>().is_err());
     }
@@ -579,7 +611,10 @@ mod tests {
         fs_err::write(capi.join("libonnxruntime_providers_shared.so"), b"x").unwrap();
         let l = locate_library(None, &home, &none);
         assert_eq!(l.path, Some(capi.join("libonnxruntime.so.1.32.0")));
-        assert_eq!(resolve(RuntimePreference::Auto, &l).unwrap().name(), "onnxruntime");
+        assert_eq!(
+            resolve(RuntimePreference::Auto, &l).unwrap().name(),
+            "onnxruntime"
+        );
         assert_eq!(resolve(RuntimePreference::Burn, &l).unwrap().name(), "burn");
 
         // The environment variable wins over the installed copy, the setting over both; a

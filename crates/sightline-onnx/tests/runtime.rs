@@ -20,7 +20,9 @@ use sightline_vision::segment::{SegmentSettings, Segmenter};
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("SIGHTLINE_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
     assert!(
         dir.join("README.md").is_file(),
         "fixtures not found at {} (set SIGHTLINE_FIXTURES)",
@@ -75,7 +77,10 @@ fn segmenter_on_onnxruntime_matches_burn() {
     .unwrap();
     assert!(matches!(on_ort.engine(), Engine::External(d) if d.starts_with("onnxruntime")));
     let imgs = images();
-    assert!(imgs.iter().any(|i| i.width() != i.height()), "a non-square image is covered");
+    assert!(
+        imgs.iter().any(|i| i.width() != i.height()),
+        "a non-square image is covered"
+    );
     let mut settings = SegmentSettings {
         imgsz: 256,
         ..SegmentSettings::default()
@@ -103,7 +108,10 @@ fn segmenter_on_onnxruntime_matches_burn() {
                 assert_eq!(x.class_id, y.class_id);
                 assert!((x.confidence - y.confidence).abs() < 1e-4);
                 for k in 0..4 {
-                    assert!((x.box_xyxy[k] - y.box_xyxy[k]).abs() < 1e-2, "{x:?} vs {y:?}");
+                    assert!(
+                        (x.box_xyxy[k] - y.box_xyxy[k]).abs() < 1e-2,
+                        "{x:?} vs {y:?}"
+                    );
                 }
                 let differ = x
                     .mask
@@ -112,7 +120,10 @@ fn segmenter_on_onnxruntime_matches_burn() {
                     .zip(y.mask.to_dense())
                     .filter(|(p, q)| **p != *q)
                     .count();
-                assert!(differ * 1000 <= x.mask.area().max(1), "mask pixels differ: {differ}");
+                assert!(
+                    differ * 1000 <= x.mask.area().max(1),
+                    "mask pixels differ: {differ}"
+                );
                 n += 1;
             }
         }
@@ -123,7 +134,12 @@ fn segmenter_on_onnxruntime_matches_burn() {
 #[test]
 fn classifier_on_onnxruntime_matches_burn() {
     let ckpt = fixtures().join("torchvision/mobilenet_v3_small-widgets.pth");
-    let labels = Some(vec!["ok".into(), "ng".into(), "scratch".into(), "dent".into()]);
+    let labels = Some(vec![
+        "ok".into(),
+        "ng".into(),
+        "scratch".into(),
+        "dent".into(),
+    ]);
     let burn = Classifier::load(&ckpt, labels.clone()).unwrap();
     let on_ort =
         attach::classifier_on_ort(Classifier::load(&ckpt, labels).unwrap(), &ort(), None).unwrap();
@@ -155,8 +171,9 @@ fn a_mismatched_network_is_reported_not_served() {
     let seg = Segmenter::from_checkpoint(&det, None, default_device()).unwrap();
     let onnx = attach::export_segmenter_of(&seg, 64).unwrap();
     let ckpt = fixtures().join("torchvision/mobilenet_v3_small-widgets.pth");
-    let cls = attach::classifier_on_ort(Classifier::load(&ckpt, None).unwrap(), &ort(), Some(&onnx))
-        .unwrap();
+    let cls =
+        attach::classifier_on_ort(Classifier::load(&ckpt, None).unwrap(), &ort(), Some(&onnx))
+            .unwrap();
     let img = DynamicImage::ImageRgb8(RgbImage::new(64, 64));
     assert!(cls.predict(&[img]).is_err());
 }

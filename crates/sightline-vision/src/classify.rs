@@ -10,8 +10,8 @@ use image::{DynamicImage, RgbImage};
 
 use crate::checkpoint::{Task, into_tensor_map, read_checkpoint, task_of};
 use crate::error::{Result, VisionError};
-use crate::network::{Engine, ExternalNetwork};
 use crate::mobilenet::{HeadPolicy, LoadReport, MobileNetV3, MobileNetV3Config};
+use crate::network::{Engine, ExternalNetwork};
 use crate::preprocess::resize_pil_bilinear;
 use crate::weights::{TensorMap, tensor_to_vec};
 
@@ -338,9 +338,13 @@ impl Classifier {
         }
         let (shape, data) = match &self.external {
             Some(net) => {
-                let out = net.run(&chw, [n, 3, h, w])?.into_iter().next().ok_or_else(|| {
-                    VisionError::TensorData(format!("{} returned no output", net.describe()))
-                })?;
+                let out = net
+                    .run(&chw, [n, 3, h, w])?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        VisionError::TensorData(format!("{} returned no output", net.describe()))
+                    })?;
                 (out.shape, out.data)
             }
             None => {

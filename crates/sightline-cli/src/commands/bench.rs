@@ -224,7 +224,15 @@ fn bench_predict(args: PredictArgs, json: bool, runtime: InferenceRuntime) -> an
         );
         println!(
             "{:<34} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-            "model / runtime", "imgsz", "batch", "pre", "forward", "post", "pipeline", "per img", "pipe/fwd"
+            "model / runtime",
+            "imgsz",
+            "batch",
+            "pre",
+            "forward",
+            "post",
+            "pipeline",
+            "per img",
+            "pipe/fwd"
         );
     }
     let mut rows = Vec::new();
@@ -305,11 +313,12 @@ fn bench_predict(args: PredictArgs, json: bool, runtime: InferenceRuntime) -> an
         }
     }
     if let Some(reference) = &args.reference_onnx {
-        let rt = runtime.ort().context(
-            "--reference-onnx needs ONNX Runtime (see `sightline runtime show`)",
-        )?;
-        let net = sightline_onnx::runtime::OrtNetwork::from_file(&rt.library, reference, &rt.options)
-            .with_context(|| format!("loading {}", reference.display()))?;
+        let rt = runtime
+            .ort()
+            .context("--reference-onnx needs ONNX Runtime (see `sightline runtime show`)")?;
+        let net =
+            sightline_onnx::runtime::OrtNetwork::from_file(&rt.library, reference, &rt.options)
+                .with_context(|| format!("loading {}", reference.display()))?;
         let [h, w] = args.reference_shape[..] else {
             bail!("--reference-shape takes H,W");
         };
@@ -329,7 +338,15 @@ fn bench_predict(args: PredictArgs, json: bool, runtime: InferenceRuntime) -> an
         } else {
             println!(
                 "{:<34} {:>5} {:>5} {:>9} {:>9.2} {:>9} {:>9} {:>9} {:>8}",
-                name, format!("{h}x{w}"), 1, "", forward, "", "", "", ""
+                name,
+                format!("{h}x{w}"),
+                1,
+                "",
+                forward,
+                "",
+                "",
+                "",
+                ""
             );
             for (engine, size, batch, per_image) in summary.iter().filter(|r| r.2 == 1) {
                 println!(
@@ -437,10 +454,12 @@ fn bench_predict(args: PredictArgs, json: bool, runtime: InferenceRuntime) -> an
                 )?;
                 let per_image = pipeline / batch as f64;
                 if json {
-                    rows.push(json!({"model": "mobilenet_v3", "weights": name, "runtime": engine,
+                    rows.push(
+                        json!({"model": "mobilenet_v3", "weights": name, "runtime": engine,
                         "imgsz": crop, "batch": batch, "preprocess_ms": pre, "forward_ms": forward,
                         "pipeline_ms": pipeline, "pipeline_ms_per_image": per_image,
-                        "pipeline_over_forward": pipeline / forward}));
+                        "pipeline_over_forward": pipeline / forward}),
+                    );
                 } else {
                     println!(
                         "{:<34} {:>5} {:>5} {:>9.2} {:>9.2} {:>9} {:>9.2} {:>9.2} {:>8.2}",

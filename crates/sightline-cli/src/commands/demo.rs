@@ -106,7 +106,10 @@ async fn demo_runtime(
         runtime.notice();
         return Ok(runtime);
     }
-    println!("setting up ONNX Runtime (pip install onnxruntime into {})", sightline_onnx::runtime::install_dir(&ctx.home).display());
+    println!(
+        "setting up ONNX Runtime (pip install onnxruntime into {})",
+        sightline_onnx::runtime::install_dir(&ctx.home).display()
+    );
     let home = ctx.home.clone();
     let install = crate::commands::runtime::InstallArgs {
         python: PathBuf::from("python3"),

@@ -96,7 +96,11 @@ fn show(ctx: &Ctx, args: &RuntimeArgs) -> anyhow::Result<()> {
 
 /// Creates `<home>/onnxruntime` (a venv), pip-installs the wheel, finds the library in it and
 /// loads it once to check it. Returns the library path. `progress` prints the steps on stderr.
-pub fn install(home: &std::path::Path, args: &InstallArgs, progress: bool) -> anyhow::Result<PathBuf> {
+pub fn install(
+    home: &std::path::Path,
+    args: &InstallArgs,
+    progress: bool,
+) -> anyhow::Result<PathBuf> {
     let dir = runtime::install_dir(home);
     if !args.force
         && let Some(lib) = runtime::find_in_tree(&dir)
