@@ -89,16 +89,64 @@ impl ClassifyPreprocess {
         image::imageops::crop_imm(src, left as u32, top as u32, c as u32, c as u32).to_image()
     }
 
-    /// The whole transform: `[3, crop, crop]` values (CHW, RGB) appended to `out`.
+    /// The whole transform: `[3, crop, crop]` values (CHW, RGB) appended to `out`. Equal to
+    /// normalising `center_crop(resize_shorter(img))`, without copying the image when no
+    /// resize is needed and reading the crop in place.
     pub fn apply_into(&self, img: &RgbImage, out: &mut Vec<f32>) {
-        let img = self.center_crop(&self.resize_shorter(img));
-        let n = self.crop * self.crop;
-        let raw = img.as_raw();
-        for c in 0..3 {
-            out.extend((0..n).map(|i| {
-                let v = f32::from(raw[i * 3 + c]) / 255.0;
-                (v - self.mean[c]) / self.std[c]
-            }));
+        let resized;
+        let src = if self.needs_resize(img) {
+            resized = self.resize_shorter(img);
+            &resized
+        } else {
+            img
+        };
+        let c = self.crop;
+        let (w, h) = (src.width() as usize, src.height() as usize);
+        if w < c || h < c {
+            // torchvision pads first; rare, take the general path
+            let cropped = self.center_crop(src);
+            self.normalise_into(cropped.as_raw(), c, 0, 0, out);
+            return;
+        }
+        let top = py_round_half_even((h - c) as f64 / 2.0);
+        let left = py_round_half_even((w - c) as f64 / 2.0);
+        self.normalise_into(src.as_raw(), w, left, top, out);
+    }
+
+    /// Whether [`ClassifyPreprocess::resize_shorter`] would change the image's size.
+    fn needs_resize(&self, img: &RgbImage) -> bool {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (short, long) = if w <= h { (w, h) } else { (h, w) };
+        if short == 0 {
+            return false;
+        }
+        let new_long = (self.resize as f64 * long as f64 / short as f64) as usize;
+        (short, long) != (self.resize, new_long)
+    }
+
+    /// Appends the normalised CHW values of the `crop × crop` window at (`left`, `top`) of an
+    /// RGB buffer `stride` pixels wide.
+    fn normalise_into(
+        &self,
+        raw: &[u8],
+        stride: usize,
+        left: usize,
+        top: usize,
+        out: &mut Vec<f32>,
+    ) {
+        let c = self.crop;
+        out.reserve(3 * c * c);
+        for ch in 0..3 {
+            // same arithmetic as before: (v / 255 − mean) / std
+            let (mean, std) = (self.mean[ch], self.std[ch]);
+            for y in 0..c {
+                let row =
+                    &raw[((top + y) * stride + left) * 3..((top + y) * stride + left + c) * 3];
+                out.extend(
+                    row.chunks_exact(3)
+                        .map(|px| (f32::from(px[ch]) / 255.0 - mean) / std),
+                );
+            }
         }
     }
 
@@ -368,7 +416,10 @@ impl Classifier {
         for chunk in images.chunks(self.max_batch) {
             let mut chw = Vec::with_capacity(chunk.len() * 3 * c * c);
             for img in chunk {
-                self.preprocess.apply_into(&img.to_rgb8(), &mut chw);
+                match img.as_rgb8() {
+                    Some(rgb) => self.preprocess.apply_into(rgb, &mut chw),
+                    None => self.preprocess.apply_into(&img.to_rgb8(), &mut chw),
+                }
             }
             for logits in self.logits(chw, chunk.len(), c, c)? {
                 out.push(Classification::from_logits(&logits, &self.labels));
@@ -433,6 +484,37 @@ mod tests {
         assert_eq!((c.width(), c.height()), (224, 224));
         assert_eq!(c.get_pixel(107, 107).0, [9, 9, 9]);
         assert_eq!(c.get_pixel(0, 0).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn in_place_crop_equals_resize_then_crop() {
+        let pre = ClassifyPreprocess::default();
+        for (w, h) in [
+            (256u32, 256u32),
+            (320, 200),
+            (256, 300),
+            (100, 80),
+            (224, 224),
+            (257, 256),
+        ] {
+            let img = RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    (x * 7 % 251) as u8,
+                    (y * 5 % 253) as u8,
+                    ((x + y) % 256) as u8,
+                ])
+            });
+            let reference = pre.center_crop(&pre.resize_shorter(&img));
+            let mut expected = Vec::new();
+            for c in 0..3 {
+                expected.extend(
+                    reference
+                        .pixels()
+                        .map(|p| (f32::from(p.0[c]) / 255.0 - pre.mean[c]) / pre.std[c]),
+                );
+            }
+            assert_eq!(pre.apply(&img), expected, "{w}×{h}");
+        }
     }
 
     #[test]

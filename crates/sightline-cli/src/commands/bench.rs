@@ -121,7 +121,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     pub reference_onnx: Option<PathBuf>,
     /// Input `H,W` of `--reference-onnx` (a static export's shape).
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [640, 640])]
+    #[arg(long, value_delimiter = ',', default_values_t = [640, 640])]
     pub reference_shape: Vec<usize>,
 }
 
