@@ -112,6 +112,9 @@ fn settings_layering_file_env_flag() {
             "SIGHTLINE_DATABASE_URL",
             "DATABASE_URL",
             "SIGHTLINE_CONFIG",
+            "SIGHTLINE_RUNTIME",
+            "SIGHTLINE_ONNXRUNTIME_LIBRARY",
+            "ORT_DYLIB_PATH",
         ] {
             cmd.env_remove(var);
         }
@@ -141,4 +144,92 @@ fn settings_layering_file_env_flag() {
     assert_eq!(v["home"], root.join("from-flag").to_str().unwrap());
     let v = show(&[("DATABASE_URL", "postgres://u:pw@h/db")], &[]);
     assert_eq!(v["database_url"], "postgres://u:***@h/db");
+    // Which inference runtime is active, and why.
+    let v = show(&[], &[]);
+    assert_eq!(v["runtime"]["name"], "burn", "{v}");
+    assert!(
+        v["runtime"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
+    let lib = dir.path().join("libonnxruntime.so.1.32.0");
+    std::fs::write(&lib, b"not loaded by `config settings`").unwrap();
+    let lib_s = lib.to_str().unwrap();
+    let v = show(&[("SIGHTLINE_ONNXRUNTIME_LIBRARY", lib_s)], &[]);
+    assert_eq!(v["runtime"]["name"], "onnxruntime", "{v}");
+    assert_eq!(v["runtime"]["library"], lib_s);
+    assert_eq!(v["inference"]["onnxruntime_library"], lib_s);
+    let v = show(
+        &[
+            ("SIGHTLINE_ONNXRUNTIME_LIBRARY", lib_s),
+            ("SIGHTLINE_RUNTIME", "burn"),
+        ],
+        &[],
+    );
+    assert_eq!(v["runtime"]["name"], "burn");
+    let v = show(
+        &[(
+            "SIGHTLINE_ONNXRUNTIME_LIBRARY",
+            "/nonexistent/libonnxruntime.so",
+        )],
+        &[],
+    );
+    assert_eq!(v["runtime"]["name"], "burn");
+    assert!(
+        v["runtime"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{v}"
+    );
+}
+
+/// The newcomer's path: `runtime install` puts PyPI's onnxruntime wheel under <home>/onnxruntime
+/// (a virtual environment; needs python3 with venv and PyPI, as `.ci/run` has), after which the
+/// binary finds and loads the library by itself.
+#[test]
+fn runtime_install_then_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        for var in [
+            "SIGHTLINE_RUNTIME",
+            "SIGHTLINE_ONNXRUNTIME_LIBRARY",
+            "ORT_DYLIB_PATH",
+            "SIGHTLINE_CONFIG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.current_dir(dir.path())
+            .env("SIGHTLINE_HOME", dir.path().join("home"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let before = run(&["--json", "runtime", "show"]);
+    assert!(before.status.success(), "{}", text(&before.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(v["runtime"], "burn");
+    let install = run(&["--json", "runtime", "install"]);
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&install.stdout).unwrap();
+    assert_eq!(v["version"], "1.32.0", "{v}");
+    let after = run(&["--json", "runtime", "show"]);
+    let v: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(v["runtime"], "onnxruntime", "{v}");
+    assert!(
+        v["library"]
+            .as_str()
+            .unwrap()
+            .starts_with(dir.path().join("home/onnxruntime").to_str().unwrap())
+    );
+    // A second install reuses the copy (no pip run).
+    let again = run(&["runtime", "install"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        !text(&again.stderr).contains("pip install"),
+        "{}",
+        text(&again.stderr)
+    );
 }

@@ -333,13 +333,49 @@ fn bench_predict_prints_figures() {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    // Each model × batch on each runtime: ONNX Runtime (CI points SIGHTLINE_ONNXRUNTIME_LIBRARY
+    // at the wheel's library) and Burn.
+    assert_eq!(rows.len(), 8, "{rows:?}");
     for r in rows {
         let model = r["model"].as_str().unwrap();
         let size = if model == "yolov8-seg" { 64 } else { 224 };
         assert!(model == "yolov8-seg" || model == "mobilenet_v3", "{model}");
         assert_eq!(r["imgsz"], size);
-        assert!(r["forward_ms"].as_f64().unwrap() > 0.0);
-        assert!(r["pipeline_ms"].as_f64().unwrap() > 0.0);
+        for k in ["preprocess_ms", "forward_ms", "pipeline_ms"] {
+            assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+        }
     }
+    for runtime in ["onnxruntime", "burn"] {
+        let n = rows
+            .iter()
+            .filter(|r| r["runtime"].as_str().unwrap().starts_with(runtime))
+            .count();
+        assert_eq!(n, 4, "{runtime}: {rows:?}");
+    }
+    // --runtime burn measures Burn only.
+    let out = sightline(&[
+        "bench",
+        "predict",
+        "--json",
+        "--sizes",
+        "64",
+        "--batches",
+        "1",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--no-mobilenet",
+        "--runtime",
+        "burn",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0]["runtime"].as_str().unwrap().starts_with("burn"));
 }

@@ -297,7 +297,7 @@ impl Resolved {
 }
 
 /// How to get the fast runtime, for the one-line notice when Burn is used by default.
-pub const INSTALL_HINT: &str = "run `sightline runtime install` (pip-installs the onnxruntime wheel into <home>/onnxruntime) or set onnxruntime_library / SIGHTLINE_ONNXRUNTIME_LIBRARY to a libonnxruntime.so for ~3-5x faster inference";
+pub const INSTALL_HINT: &str = "run `sightline runtime install` (pip-installs the onnxruntime wheel into <home>/onnxruntime) or set onnxruntime_library / SIGHTLINE_ONNXRUNTIME_LIBRARY to a libonnxruntime.so (about 6x faster inference than Burn, docs/perf.md)";
 
 /// Chooses the runtime from the preference and the library lookup. `OnnxRuntime` without a
 /// library is an error; `Auto` without one is Burn with the reason (callers print a notice).

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sightline_core::{Diagnostic, Manifest, ManifestError, Position};
 
 use crate::ctx::Ctx;
+use crate::inference::{InferenceRuntime, RuntimeArgs};
 
 /// Arguments of `sightline config`.
 #[derive(Debug, clap::Args)]
@@ -43,13 +44,26 @@ pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
         Command::Settings => {
             let mut s = ctx.settings.clone();
             s.database_url = s.database_url_redacted();
+            let runtime = InferenceRuntime::resolve(ctx, &RuntimeArgs::default())?;
             if ctx.json {
-                ctx.print_json(&s)
+                let mut v = serde_json::to_value(&s)?;
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert(
+                        "runtime".into(),
+                        serde_json::json!({
+                            "name": runtime.resolved.name(),
+                            "library": runtime.onnxruntime(),
+                            "reason": runtime.resolved.reason,
+                        }),
+                    );
+                }
+                ctx.print_json(&v)
             } else {
                 println!("home          {}", s.home.display());
                 println!("database_url  {}", s.database_url);
                 println!("weights_dir   {}", s.weights_dir.display());
                 println!("artifacts     {}", ctx.store()?.describe());
+                println!("runtime       {}", runtime.resolved.reason);
                 match &s.config_file {
                     Some(f) => println!("config_file   {}", f.display()),
                     None => println!("config_file   (none)"),
