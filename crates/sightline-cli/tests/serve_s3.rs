@@ -192,7 +192,9 @@ fn register_on_one_machine_serve_from_s3_on_another() {
         .join(".sightline/cache/bundles/registry/widget_line_a/segment/v1");
     assert_eq!(
         files_under(&cached),
-        vec!["bundle.json", "weights.pt"],
+        // model.onnx: the registration's checked ONNX export (ONNX Runtime is set up in CI)
+        // travels through the bucket and is verified like the weights
+        vec!["bundle.json", "model.onnx", "weights.pt"],
         "verified copy in B's cache"
     );
     let image = std::fs::read(fixtures().join("images/val_00000.jpg")).unwrap();

@@ -41,7 +41,7 @@ pub struct InstallArgs {
     #[arg(long, default_value = "python3")]
     pub python: PathBuf,
     /// Wheel version (`pip install onnxruntime==VERSION`).
-    #[arg(long, default_value = DEFAULT_ORT_VERSION)]
+    #[arg(long = "ort-version", default_value = DEFAULT_ORT_VERSION)]
     pub version: String,
     /// Reinstall even when a library is already there.
     #[arg(long)]
