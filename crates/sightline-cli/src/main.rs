@@ -94,3 +94,16 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand (duplicate argument names, a flag
+    /// clashing with the propagated `--version`, …), which otherwise only fire when that
+    /// subcommand is first parsed.
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -113,7 +113,7 @@ async fn demo_runtime(
     let home = ctx.home.clone();
     let install = crate::commands::runtime::InstallArgs {
         python: PathBuf::from("python3"),
-        version: crate::commands::runtime::DEFAULT_ORT_VERSION.to_string(),
+        ort_version: crate::commands::runtime::DEFAULT_ORT_VERSION.to_string(),
         force: false,
     };
     let installed = tokio::task::spawn_blocking(move || {

@@ -41,8 +41,8 @@ pub struct InstallArgs {
     #[arg(long, default_value = "python3")]
     pub python: PathBuf,
     /// Wheel version (`pip install onnxruntime==VERSION`).
-    #[arg(long = "ort-version", default_value = DEFAULT_ORT_VERSION)]
-    pub version: String,
+    #[arg(long, default_value = DEFAULT_ORT_VERSION)]
+    pub ort_version: String,
     /// Reinstall even when a library is already there.
     #[arg(long)]
     pub force: bool,
@@ -139,7 +139,7 @@ pub fn install(
         Ok(_) => {}
     }
     let pip = dir.join("bin").join("pip");
-    say(&format!("pip install onnxruntime=={}", args.version));
+    say(&format!("pip install onnxruntime=={}", args.ort_version));
     let status = Command::new(&pip)
         .args([
             "install",
@@ -147,13 +147,13 @@ pub fn install(
             "--disable-pip-version-check",
             "--no-input",
         ])
-        .arg(format!("onnxruntime=={}", args.version))
+        .arg(format!("onnxruntime=={}", args.ort_version))
         .status()
         .with_context(|| format!("running {}", pip.display()))?;
     if !status.success() {
         bail!(
             "`pip install onnxruntime=={}` failed ({status}); check the network access to PyPI",
-            args.version
+            args.ort_version
         );
     }
     let lib = runtime::find_in_tree(&dir).with_context(|| {
