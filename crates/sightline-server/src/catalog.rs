@@ -15,14 +15,6 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
 
-fn db_error(e: sightline_db::DbError) -> ApiError {
-    match e {
-        sightline_db::DbError::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
-        sightline_db::DbError::LabelChangeRefused(_) => ApiError::Conflict(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 fn dataset_error(e: sightline_datasets::DatasetError) -> ApiError {
     match e {
         sightline_datasets::DatasetError::NotFound(m) => ApiError::NotFound(m),
@@ -72,8 +64,7 @@ pub async fn post_project(
         .map_err(|d| ApiError::BadRequest(format!("invalid manifest:\n{d}")))?;
     let report =
         sightline_db::projects::apply(state.registry().db(), &manifest, text, q.allow_label_change)
-            .await
-            .map_err(db_error)?;
+            .await?;
     let status = if report.outcome == sightline_db::ApplyOutcome::Created {
         StatusCode::CREATED
     } else {
@@ -89,9 +80,7 @@ pub async fn list_datasets(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Response, ApiError> {
-    let list = sightline_db::datasets::list(state.registry().db(), &project)
-        .await
-        .map_err(db_error)?;
+    let list = sightline_db::datasets::list(state.registry().db(), &project).await?;
     Ok(Json(list).into_response())
 }
 
@@ -135,18 +124,15 @@ pub async fn get_dataset(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let db = state.registry().db();
-    let list = sightline_db::datasets::list(db, &project)
-        .await
-        .map_err(db_error)?;
+    let list = sightline_db::datasets::list(db, &project).await?;
     let id = resolve_id(&list, &project, &id)?;
     let row = list
         .into_iter()
         .find(|v| v.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("dataset version `{id}` not found")))?;
     let models = state.registry().models_for_dataset(&id).await?;
-    let from_corrections = sightline_db::corrections::requests_of_version(db, &project, &id)
-        .await
-        .map_err(db_error)?;
+    let from_corrections =
+        sightline_db::corrections::requests_of_version(db, &project, &id).await?;
     let mut v = serde_json::to_value(&row)
         .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
     v["models"] = serde_json::to_value(&models)
@@ -164,9 +150,7 @@ pub async fn diff_datasets(
     State(state): State<AppState>,
     Path((project, a, b)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let list = sightline_db::datasets::list(state.registry().db(), &project)
-        .await
-        .map_err(db_error)?;
+    let list = sightline_db::datasets::list(state.registry().db(), &project).await?;
     let a = resolve_id(&list, &project, &a)?;
     let b = resolve_id(&list, &project, &b)?;
     let repo = repo(&state, &project)?;
@@ -184,9 +168,7 @@ pub async fn list_experiments(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Response, ApiError> {
-    let list = sightline_db::experiments::list(state.registry().db(), &project)
-        .await
-        .map_err(db_error)?;
+    let list = sightline_db::experiments::list(state.registry().db(), &project).await?;
     Ok(Json(list).into_response())
 }
 
@@ -200,12 +182,9 @@ pub async fn get_experiment(
 ) -> Result<Response, ApiError> {
     let db = state.registry().db();
     let e = sightline_db::experiments::get(db, &id)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("experiment `{id}` not found")))?;
-    let epochs = sightline_db::experiments::epochs(db, &id)
-        .await
-        .map_err(db_error)?;
+    let epochs = sightline_db::experiments::epochs(db, &id).await?;
     let models: Vec<_> = state
         .registry()
         .list(Some(&e.project), None)

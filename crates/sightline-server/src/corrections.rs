@@ -123,13 +123,6 @@ pub fn validate(
     Ok(action)
 }
 
-fn db_error(e: sightline_db::DbError) -> ApiError {
-    match e {
-        sightline_db::DbError::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 /// Record a correction of a logged inspection (role: operator). The author is the caller's
 /// token name (`anonymous` in open mode).
 #[utoipa::path(post, path = "/history/{request_id}/corrections", params(("request_id" = String, Path)),
@@ -147,9 +140,7 @@ pub async fn post_correction(
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let db = state.registry().db();
     let row = crate::history::logged(&state, &request_id).await?;
-    let labels = sightline_db::projects::labels(db, &row.project)
-        .await
-        .map_err(db_error)?;
+    let labels = sightline_db::projects::labels(db, &row.project).await?;
     let action = validate(&body, &labels, row.width as f64, row.height as f64)?;
     let c = sightline_db::corrections::insert(
         db,
@@ -162,8 +153,7 @@ pub async fn post_correction(
             author: caller.name,
         },
     )
-    .await
-    .map_err(db_error)?
+    .await?
     .ok_or_else(|| ApiError::NotFound(format!("request `{request_id}` not found")))?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
@@ -176,9 +166,7 @@ pub async fn list_corrections(
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
     crate::history::logged(&state, &request_id).await?;
-    let list = sightline_db::corrections::for_request(state.registry().db(), &request_id)
-        .await
-        .map_err(db_error)?;
+    let list = sightline_db::corrections::for_request(state.registry().db(), &request_id).await?;
     Ok(Json(list).into_response())
 }
 
@@ -208,9 +196,7 @@ pub async fn from_corrections(
     let caller = state.tokens().authorize(&headers, Role::Engineer)?;
     let b = body.map(|Json(b)| b).unwrap_or_default();
     let db = state.registry().db();
-    sightline_db::projects::id_of(db, &project)
-        .await
-        .map_err(db_error)?;
+    sightline_db::projects::id_of(db, &project).await?;
     let store = sightline_store::ArtifactStore::local(state.config().artifacts.clone());
     let author = b.author.unwrap_or(caller.name);
     let out = sightline_feedback::version_from_corrections(

@@ -152,3 +152,116 @@ impl From<sightline_registry::RegistryError> for ApiError {
         }
     }
 }
+
+/// The message a client gets for a server-side database failure; the details go to the log.
+pub const INTERNAL_DB_MESSAGE: &str = "internal database error; see the server log";
+
+/// The one mapping of database errors. Every variant is named (no `_` arm), so a new
+/// [`sightline_db::DbError`] variant does not compile until it is mapped here.
+impl From<sightline_db::DbError> for ApiError {
+    fn from(e: sightline_db::DbError) -> Self {
+        use sightline_db::DbError as D;
+        match e {
+            D::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
+            D::LabelChangeRefused(_) => ApiError::Conflict(e.to_string()),
+            D::UnsupportedUrl(_)
+            | D::Connect { .. }
+            | D::Migrate(_)
+            | D::Sqlx(_)
+            | D::Io(_)
+            | D::Corrupt(_) => {
+                tracing::error!(error = %error_chain(&e), "database error");
+                ApiError::Internal(INTERNAL_DB_MESSAGE.to_string())
+            }
+        }
+    }
+}
+
+/// `e` and each of its sources, joined by `: ` (a source whose text the message already
+/// holds, as in `#[error("...: {source}")]`, is not repeated).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_db::DbError;
+
+    fn mapped(e: DbError) -> (StatusCode, &'static str, String) {
+        let api = ApiError::from(e);
+        let (status, code) = api.status();
+        let message = api.to_string();
+        assert_eq!(api.into_response().status(), status);
+        (status, code, message)
+    }
+
+    #[test]
+    fn project_not_found_is_404_with_its_message() {
+        let (status, code, message) = mapped(DbError::ProjectNotFound("acme".into()));
+        assert_eq!((status, code), (StatusCode::NOT_FOUND, "not_found"));
+        assert!(
+            message.contains("project `acme` does not exist"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn server_side_db_errors_are_500_with_a_generic_message() {
+        let cases = [
+            DbError::UnsupportedUrl("mysql://secret@host/db".into()),
+            DbError::Io(std::io::Error::other("disk on fire")),
+            DbError::Corrupt("bad json in column x".into()),
+        ];
+        for e in cases {
+            let shown = e.to_string();
+            let (status, code, message) = mapped(e);
+            assert_eq!(
+                (status, code),
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                "{shown}"
+            );
+            assert_eq!(message, INTERNAL_DB_MESSAGE, "{shown}");
+        }
+    }
+
+    #[test]
+    fn label_change_refused_is_409_with_its_message() {
+        let refused = sightline_db::projects::LabelChangeRefused {
+            project: "acme".into(),
+            changes: Vec::new(),
+            dataset_versions: vec!["v1".into()],
+            model_versions: Vec::new(),
+        };
+        let expected = refused.to_string();
+        let (status, code, message) = mapped(DbError::LabelChangeRefused(refused));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "conflict"));
+        assert_eq!(message, expected);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Hides(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_appends_each_source_once() {
+        let io = || std::io::Error::other("disk on fire");
+        assert_eq!(error_chain(&Repeats(io())), "outer: disk on fire");
+        assert_eq!(error_chain(&Hides(io())), "outer: disk on fire");
+        assert_eq!(error_chain(&DbError::Io(io())), "disk on fire");
+    }
+}

@@ -182,13 +182,6 @@ pub fn history_json(r: InferenceLogRow, include_response: bool) -> serde_json::V
     v
 }
 
-fn db_error(e: sightline_db::DbError) -> ApiError {
-    match e {
-        sightline_db::DbError::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 /// Past inspections with filters, sort (`time`/`confidence`, `asc`/`desc`) and paging (offset or
 /// keyset `cursor`).
 #[utoipa::path(get, path = "/history", params(HistoryQuery),
@@ -202,9 +195,7 @@ pub async fn history(
         .limit
         .unwrap_or(50)
         .clamp(1, inference_log::MAX_LIMIT);
-    let (rows, total) = inference_log::query(state.registry().db(), &filter)
-        .await
-        .map_err(db_error)?;
+    let (rows, total) = inference_log::query(state.registry().db(), &filter).await?;
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| Cursor::of(r).encode()))
         .flatten();
@@ -235,9 +226,7 @@ pub async fn history_csv(
 ) -> Result<Response, ApiError> {
     let filter = q.to_filter()?;
     let limit = q.limit.unwrap_or(10_000).clamp(1, 100_000);
-    let rows = inference_log::query_unbounded(state.registry().db(), &filter, limit)
-        .await
-        .map_err(db_error)?;
+    let rows = inference_log::query_unbounded(state.registry().db(), &filter, limit).await?;
     let mut out = String::from(
         "request_id,created_at,project,verdict,label,confidence,line,lot,camera,part_id,detector_version_id,classifier_version_id,latency_ms,image_sha256,corrected\n",
     );
@@ -297,8 +286,7 @@ pub async fn history_item(
 /// The logged row of a request, or 404.
 pub async fn logged(state: &AppState, request_id: &str) -> Result<InferenceLogRow, ApiError> {
     inference_log::get(state.registry().db(), request_id)
-        .await
-        .map_err(db_error)?
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("request `{request_id}` not found")))
 }
 
@@ -493,9 +481,7 @@ pub async fn review(
     Query(q): Query<ReviewQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let db = state.registry().db();
-    sightline_db::projects::id_of(db, &project)
-        .await
-        .map_err(db_error)?;
+    sightline_db::projects::id_of(db, &project).await?;
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
     let low = q.low_confidence.unwrap_or(0.5);
     if !low.is_finite() {
@@ -504,9 +490,7 @@ pub async fn review(
         ));
     }
     let include = q.include_response.unwrap_or(true);
-    let rows = inference_log::review_queue(db, &project, limit, low)
-        .await
-        .map_err(db_error)?;
+    let rows = inference_log::review_queue(db, &project, limit, low).await?;
     let items: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|(r, reason)| {

@@ -701,12 +701,14 @@ fn eta(p: &JobProgress, started: Option<(Instant, u64)>) -> Option<f64> {
     Some((elapsed * (1.0 - done) / done).max(0.0))
 }
 
-fn db_error(e: sightline_db::DbError) -> ApiError {
+/// The jobs API words a missing project as "project `x` not found" (not the database's
+/// "does not exist (create it with ...)" text); every other database error maps as usual.
+fn project_db_error(e: sightline_db::DbError) -> ApiError {
     match e {
         sightline_db::DbError::ProjectNotFound(p) => {
             ApiError::NotFound(format!("project `{p}` not found"))
         }
-        other => ApiError::Internal(other.to_string()),
+        other => other.into(),
     }
 }
 
@@ -866,8 +868,7 @@ async fn resolve_weights(
     }
     let db = state.registry().db();
     let e = sightline_db::experiments::get(db, &w)
-        .await
-        .map_err(db_error)?
+        .await?
         .filter(|e| e.project == project)
         .ok_or_else(|| {
             ApiError::NotFound(format!("project `{project}` has no experiment `{w}`"))
@@ -964,7 +965,7 @@ pub async fn start_experiment(
     let db = state.registry().db();
     let p = sightline_db::projects::get(db, &project)
         .await
-        .map_err(db_error)?;
+        .map_err(project_db_error)?;
     let what = match task {
         Task::Segment => "detector",
         Task::Classify => "classifier",
@@ -976,7 +977,7 @@ pub async fn start_experiment(
     })?;
     let list = sightline_db::datasets::list(db, &project)
         .await
-        .map_err(db_error)?;
+        .map_err(project_db_error)?;
     let dataset_version =
         resolve_dataset(&list, &project, req.dataset.as_deref().unwrap_or("latest"))?;
     let weights = resolve_weights(

@@ -259,12 +259,7 @@ pub async fn compute(
     window_s: i64,
 ) -> Result<Monitoring, ApiError> {
     let db = state.registry().db();
-    let p = sightline_db::projects::get(db, project)
-        .await
-        .map_err(|e| match e {
-            sightline_db::DbError::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
-            other => ApiError::Internal(other.to_string()),
-        })?;
+    let p = sightline_db::projects::get(db, project).await?;
     let rules = p.manifest.business_rules.clone();
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::seconds(window_s);

@@ -378,18 +378,11 @@ async fn read_multipart(
     Ok((image, meta))
 }
 
-fn db_error(e: sightline_db::DbError) -> ApiError {
-    match e {
-        sightline_db::DbError::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 async fn ensure_project(state: &AppState, project: &str) -> Result<(), ApiError> {
     sightline_db::projects::id_of(state.registry().db(), project)
         .await
         .map(|_| ())
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 fn log_row(r: &InspectResponse) -> sightline_db::inference_log::InferenceLogRow {
@@ -444,9 +437,7 @@ fn sqlx_json(v: serde_json::Value) -> sightline_db::inference_log::JsonValue {
 /// Projects with label counts.
 #[utoipa::path(get, path = "/projects", responses((status = 200, description = "Projects")))]
 async fn list_projects(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let list = sightline_db::projects::list(state.registry().db())
-        .await
-        .map_err(db_error)?;
+    let list = sightline_db::projects::list(state.registry().db()).await?;
     Ok(Json(json_value(&list)?).into_response())
 }
 
@@ -461,9 +452,7 @@ async fn get_project(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = sightline_db::projects::get(state.registry().db(), &project)
-        .await
-        .map_err(db_error)?;
+    let p = sightline_db::projects::get(state.registry().db(), &project).await?;
     Ok(Json(json_value(&p)?).into_response())
 }
 
@@ -475,9 +464,7 @@ async fn get_labels(
     Path(project): Path<String>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     Ok(Json(
-        sightline_db::projects::labels(state.registry().db(), &project)
-            .await
-            .map_err(db_error)?,
+        sightline_db::projects::labels(state.registry().db(), &project).await?,
     ))
 }
 

@@ -57,13 +57,6 @@ pub fn router(limit: usize) -> Router<AppState> {
         )
 }
 
-fn db_error(e: sightline_db::DbError) -> ApiError {
-    match e {
-        sightline_db::DbError::ProjectNotFound(_) => ApiError::NotFound(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))
 }
@@ -102,7 +95,7 @@ pub async fn post_labels(
         .map_err(|e| match e {
             E::Invalid(_) => ApiError::BadRequest(e.to_string()),
             E::Exists { .. } => ApiError::Conflict(e.to_string()),
-            E::Db(d) => db_error(d),
+            E::Db(d) => d.into(),
             E::Rewrite(..) => ApiError::Internal(e.to_string()),
         })?;
     let appended: Vec<serde_json::Value> = report
@@ -416,9 +409,7 @@ pub async fn post_dataset(
     let caller = state.tokens().authorize(&headers, Role::Engineer)?;
     let repo = sightline_feedback::dataset_repo(&state.config().home, &project)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    sightline_db::projects::id_of(state.registry().db(), &project)
-        .await
-        .map_err(db_error)?;
+    sightline_db::projects::id_of(state.registry().db(), &project).await?;
     let limit = state.max_dataset_upload_bytes();
     if content_length(&headers).is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
