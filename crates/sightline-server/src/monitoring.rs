@@ -263,9 +263,7 @@ pub async fn compute(
     let rules = p.manifest.business_rules.clone();
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::seconds(window_s);
-    let rows = sightline_db::inference_log::window(db, project, from, WINDOW_CAP)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let rows = sightline_db::inference_log::window(db, project, from, WINDOW_CAP).await?;
     let mut verdicts: BTreeMap<String, u64> = ["ok", "ng", "unknown"]
         .iter()
         .map(|v| (v.to_string(), 0))
