@@ -9,14 +9,8 @@ pub use sightline_torch::{Checkpoint, CheckpointKind};
 use crate::error::{Result, VisionError};
 use crate::weights::{NamedTensor, TensorMap};
 
-/// What a checkpoint's model does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// Instance segmentation (YOLOv8-seg).
-    Segment,
-    /// Image classification (MobileNetV3).
-    Classify,
-}
+/// What a checkpoint's model does: the one task type of the workspace (`sightline-core`).
+pub use sightline_core::Task;
 
 /// Reads a checkpoint file: a Burn record (as [`crate::record::read_record`]) or anything
 /// `sightline-torch` reads.

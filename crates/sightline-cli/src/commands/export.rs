@@ -14,7 +14,7 @@ use sightline_onnx::export::{
     DEFAULT_OPSET, ExportOptions, ValueSummary, describe, export_loaded_checkpoint,
 };
 use sightline_registry::Preprocessing;
-use sightline_vision::checkpoint::{Task, read_checkpoint};
+use sightline_vision::checkpoint::read_checkpoint;
 
 use crate::ctx::Ctx;
 
@@ -171,10 +171,7 @@ fn export(
         fs_err::create_dir_all(dir)?;
     }
     fs_err::write(out, &exported.bytes)?;
-    let task = match exported.task {
-        Task::Segment => "segment",
-        Task::Classify => "classify",
-    };
+    let task = exported.task.as_str();
     let seconds = started.elapsed().as_secs_f64();
     if json {
         let metadata: serde_json::Map<String, Value> = summary
