@@ -17,6 +17,17 @@ pub fn box_iou(dt: &[f64; 4], gt: &[f64; 4], gt_crowd: bool) -> f64 {
     i / u
 }
 
+/// IoU of two `[x1, y1, x2, y2]` boxes (Ultralytics' `box_iou` convention, no crowd rule);
+/// `0.0` when the union is empty. The NMS of `sightline-vision` keeps its own float32 copy of
+/// this on purpose: it must round exactly as torchvision's float32 NMS does.
+pub fn box_iou_xyxy(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
+}
+
 /// IoU of every detection box with every ground-truth box, row-major `dt.len() × gt.len()`.
 pub fn box_iou_matrix(dt: &[[f64; 4]], gt: &[[f64; 4]], gt_crowd: &[bool]) -> Vec<f64> {
     let mut out = Vec::with_capacity(dt.len() * gt.len());

@@ -30,7 +30,7 @@ mod poly;
 mod rle;
 mod string;
 
-pub use bbox::{box_iou, box_iou_matrix};
+pub use bbox::{box_iou, box_iou_matrix, box_iou_xyxy};
 pub use contour::mask_to_polygons;
 pub use error::MaskError;
 pub use rle::{Rle, iou_matrix};

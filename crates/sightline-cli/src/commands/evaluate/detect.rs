@@ -116,14 +116,6 @@ fn gt_object(inst: &Instance, class: usize, r: &ImageRecord) -> anyhow::Result<G
     })
 }
 
-fn box_iou_xyxy(a: &[f64; 4], b: &[f64; 4]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
-}
-
 fn rle_json(r: &Rle) -> Segmentation {
     Segmentation::Rle {
         size: [r.h(), r.w()],
@@ -210,7 +202,7 @@ fn yolo_inputs(imgs: &[Img]) -> anyhow::Result<YoloInputs> {
         for (t, g) in gts.iter().enumerate() {
             let gb = g.xyxy();
             for (p, d) in im.preds.iter().enumerate() {
-                iou_b[t * np + p] = box_iou_xyxy(&gb, &d.xyxy);
+                iou_b[t * np + p] = sightline_mask::box_iou_xyxy(&gb, &d.xyxy);
                 iou_m[t * np + p] = d.rle.iou(&g.rle, false).max(0.0);
             }
         }
