@@ -162,6 +162,28 @@ pub struct ExtraFile {
     pub bytes: Vec<u8>,
 }
 
+impl ExtraFile {
+    /// Its `files` entry (size and SHA-256 of the content), or why its name is refused: it must
+    /// be a plain file name other than `bundle.json` and the weights file `weights_name`.
+    fn entry(&self, weights_name: &str) -> Result<BundleFile, String> {
+        if safe_relative(&self.path).is_none()
+            || self.path.contains(['/', '\\'])
+            || self.path == BUNDLE_MANIFEST
+            || self.path == weights_name
+        {
+            return Err(format!(
+                "extra bundle file name `{}` is not allowed",
+                self.path
+            ));
+        }
+        Ok(BundleFile {
+            path: self.path.clone(),
+            sha256: hex::encode(Sha256::digest(&self.bytes)),
+            size: self.bytes.len() as u64,
+        })
+    }
+}
+
 /// A bundle whose files were all verified against `bundle.json`.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -219,22 +241,14 @@ impl Bundle {
             size,
         }];
         for file in extra {
-            if safe_relative(&file.path).is_none()
-                || file.path.contains(['/', '\\'])
-                || file.path == BUNDLE_MANIFEST
-                || file.path == weights_name
-            {
-                return Err(RegistryError::BundleInvalid {
-                    path: dir.join(BUNDLE_MANIFEST),
-                    reason: format!("extra file name `{}` is not allowed", file.path),
-                });
-            }
+            let entry =
+                file.entry(&weights_name)
+                    .map_err(|reason| RegistryError::BundleInvalid {
+                        path: dir.join(BUNDLE_MANIFEST),
+                        reason,
+                    })?;
             write_atomic(&dir.join(&file.path), &file.bytes)?;
-            manifest.files.push(BundleFile {
-                path: file.path.clone(),
-                sha256: hex::encode(Sha256::digest(&file.bytes)),
-                size: file.bytes.len() as u64,
-            });
+            manifest.files.push(entry);
         }
         let json = serde_json::to_vec_pretty(&manifest)?;
         write_atomic(&dir.join(BUNDLE_MANIFEST), &json)?;
@@ -620,16 +634,7 @@ impl BundleStore {
             size: info.size,
         }];
         for file in extra {
-            if safe_relative(&file.path).is_none()
-                || file.path.contains(['/', '\\'])
-                || file.path == BUNDLE_MANIFEST
-                || file.path == weights_name
-            {
-                return Err(RegistryError::Invalid(format!(
-                    "extra bundle file name `{}` is not allowed",
-                    file.path
-                )));
-            }
+            let entry = file.entry(&weights_name).map_err(RegistryError::Invalid)?;
             let file_key = key
                 .join(&file.path)
                 .map_err(|e| RegistryError::Invalid(e.to_string()))?;
@@ -637,11 +642,7 @@ impl BundleStore {
                 .put(&file_key, &file.bytes)
                 .await
                 .map_err(|e| self.store_err(e))?;
-            manifest.files.push(BundleFile {
-                path: file.path.clone(),
-                sha256: hex::encode(Sha256::digest(&file.bytes)),
-                size: file.bytes.len() as u64,
-            });
+            manifest.files.push(entry);
         }
         let json = serde_json::to_vec_pretty(&manifest)?;
         self.store

@@ -145,8 +145,8 @@ impl ModelLoader for VisionLoader {
         let path = bundle.weights_path();
         let labels = Some(m.labels.clone());
         let load_err = |e: sightline_vision::VisionError| InferError::Load(e.to_string());
-        match (m.task, &m.preprocessing) {
-            (Task::Segment, Preprocessing::Letterbox { imgsz, .. }) => {
+        match bundle_model(m).map_err(InferError::Load)? {
+            BundleModel::Segment { imgsz } => {
                 // Bundle format 2: `labels` is the class map resolved at registration
                 // (`--labels`, else the checkpoint's names, else the project's labels).
                 // Format 1: the checkpoint's class names win (each must be a project label);
@@ -183,7 +183,7 @@ impl ModelLoader for VisionLoader {
                     )));
                 }
                 let mut settings = SegmentSettings {
-                    imgsz: *imgsz as usize,
+                    imgsz,
                     ..SegmentSettings::default()
                 };
                 // Keep every detection some label's threshold could accept; the verdict applies
@@ -212,23 +212,10 @@ impl ModelLoader for VisionLoader {
                     settings,
                 }))
             }
-            (
-                Task::Classify,
-                Preprocessing::ResizeCrop {
-                    resize,
-                    crop,
-                    mean,
-                    std,
-                },
-            ) => {
+            BundleModel::Classify { preprocess } => {
                 let classifier = Classifier::load_on(&path, labels, self.device.clone())
                     .map_err(load_err)?
-                    .with_preprocess(ClassifyPreprocess {
-                        resize: *resize as usize,
-                        crop: *crop as usize,
-                        mean: *mean,
-                        std: *std,
-                    });
+                    .with_preprocess(preprocess);
                 let classifier = match self.onnx_bytes(bundle)? {
                     Some((rt, bytes)) => {
                         sightline_onnx::attach::classifier_on_ort(classifier, rt, Some(&bytes))
@@ -239,9 +226,6 @@ impl ModelLoader for VisionLoader {
                 tracing::info!(project = %m.project, version = m.version, engine = %classifier.engine(), "classifier loaded");
                 Ok(Arc::new(ClassifyModel { classifier }))
             }
-            (task, pre) => Err(InferError::Load(format!(
-                "bundle preprocessing {pre:?} does not fit a {task} model"
-            ))),
         }
     }
 }
@@ -284,7 +268,7 @@ impl OnnxCheck {
 
     fn prepare(&self, input: OnnxInput<'_>) -> Result<PreparedOnnx, OnnxPrepareError> {
         let m = input.manifest;
-        let model = bundle_model(m)?;
+        let model = bundle_model(m).map_err(OnnxPrepareError::from)?;
         let check = self.check_images(&m.project, input.dataset_version)?;
         let out = sightline_onnx::bundle::prepare_bundle_onnx(
             input.checkpoint,
@@ -369,8 +353,9 @@ fn load_check_image(path: &Path) -> Result<sightline_vision::image::RgbImage, Ch
     })
 }
 
-/// The model [`VisionLoader`] builds for a bundle (bundle format 2: `labels` is the class map).
-fn bundle_model(m: &BundleManifest) -> Result<BundleModel, OnnxPrepareError> {
+/// The model a bundle describes: its task with its preprocessing. The one reading of a bundle's
+/// preprocessing, used by [`VisionLoader`] and by the registration's ONNX check.
+fn bundle_model(m: &BundleManifest) -> Result<BundleModel, String> {
     match (m.task, &m.preprocessing) {
         (Task::Segment, Preprocessing::Letterbox { imgsz, .. }) => Ok(BundleModel::Segment {
             imgsz: *imgsz as usize,
@@ -391,8 +376,8 @@ fn bundle_model(m: &BundleManifest) -> Result<BundleModel, OnnxPrepareError> {
                 std: *std,
             },
         }),
-        (task, pre) => {
-            Err(format!("bundle preprocessing {pre:?} does not fit a {task} model").into())
-        }
+        (task, pre) => Err(format!(
+            "bundle preprocessing {pre:?} does not fit a {task} model"
+        )),
     }
 }
