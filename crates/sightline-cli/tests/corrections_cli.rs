@@ -111,7 +111,10 @@ async fn scenario(url: &str) {
     let sha = sightline_store::sha256_reader(&mut &bytes[..]).unwrap().0;
     let store = sightline_store::ArtifactStore::local(home.join("artifacts"));
     store
-        .put(&sightline_feedback::image_key(&sha, "png").unwrap(), &bytes)
+        .put(
+            &sightline_workflows::corrections::image_key(&sha, "png").unwrap(),
+            &bytes,
+        )
         .await
         .unwrap();
     let rid = "0b6f3c1e-req-1";

@@ -85,7 +85,7 @@ pub async fn list_datasets(
 }
 
 fn repo(state: &AppState, project: &str) -> Result<sightline_datasets::version::Repo, ApiError> {
-    sightline_feedback::dataset_repo(&state.config().home, project)
+    sightline_workflows::dataset_repo(&state.config().home, project)
         .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 

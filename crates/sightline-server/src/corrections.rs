@@ -199,7 +199,7 @@ pub async fn from_corrections(
     sightline_db::projects::id_of(db, &project).await?;
     let store = sightline_store::ArtifactStore::local(state.config().artifacts.clone());
     let author = b.author.unwrap_or(caller.name);
-    let out = sightline_feedback::version_from_corrections(
+    let out = sightline_workflows::corrections::version_from_corrections(
         db,
         &store,
         &state.config().home,
@@ -213,8 +213,8 @@ pub async fn from_corrections(
 }
 
 /// Map feedback-loop errors to API errors.
-pub fn feedback_error(e: sightline_feedback::FeedbackError) -> ApiError {
-    use sightline_feedback::FeedbackError as F;
+pub fn feedback_error(e: sightline_workflows::corrections::CorrectionsError) -> ApiError {
+    use sightline_workflows::corrections::CorrectionsError as F;
     match e {
         F::NoCorrections(_) | F::NoParent(_) => ApiError::Conflict(e.to_string()),
         F::UnknownLabel { .. } | F::Invalid(_) => ApiError::BadRequest(e.to_string()),

@@ -2,7 +2,7 @@
 //! stored image (optionally with the logged detections drawn), and the review queue.
 //!
 //! Images are looked up by the row's content hash in the artifact store
-//! ([`sightline_feedback::image_key`]); nothing from the request names a file.
+//! ([`sightline_workflows::corrections::image_key`]); nothing from the request names a file.
 
 use std::fmt::Write as _;
 use std::io::Cursor as IoCursor;
@@ -327,7 +327,7 @@ pub async fn history_image(
     }
     let row = logged(&state, &request_id).await?;
     let store = sightline_store::ArtifactStore::local(state.config().artifacts.clone());
-    let (bytes, ext) = sightline_feedback::fetch_image(&store, &row.image_sha256)
+    let (bytes, ext) = sightline_workflows::corrections::fetch_image(&store, &row.image_sha256)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| {

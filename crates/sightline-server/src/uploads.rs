@@ -5,7 +5,7 @@
 //! - `POST /projects/{p}/datasets`: an archive (raw body or multipart `archive` field) is streamed
 //!   into a temporary file inside the project's data area (its name is ours, never the
 //!   request's), limited to [`AppState::max_dataset_upload_bytes`], then ingested on a blocking
-//!   thread exactly like `sightline dataset ingest` ([`sightline_feedback::ingest`]). The
+//!   thread exactly like `sightline dataset ingest` ([`sightline_workflows::ingest`]). The
 //!   temporary file and the unpacked folder are removed whatever happens.
 //! - `POST /models`: register an experiment's checkpoint; lineage from the experiment record
 //!   ([`sightline_registry::from_experiment`]). With ONNX Runtime configured
@@ -23,8 +23,8 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Reque
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sightline_feedback::ingest::{IngestError, IngestOptions};
 use sightline_registry::from_experiment::{CheckpointChoice, ExperimentRegistration};
+use sightline_workflows::ingest::{IngestError, IngestOptions};
 use utoipa::OpenApi;
 
 use crate::AppState;
@@ -407,7 +407,7 @@ pub async fn post_dataset(
     req: Request,
 ) -> Result<Response, ApiError> {
     let caller = state.tokens().authorize(&headers, Role::Engineer)?;
-    let repo = sightline_feedback::dataset_repo(&state.config().home, &project)
+    let repo = sightline_workflows::dataset_repo(&state.config().home, &project)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     sightline_db::projects::id_of(state.registry().db(), &project).await?;
     let limit = state.max_dataset_upload_bytes();
@@ -450,7 +450,7 @@ pub async fn post_dataset(
     let mut upload = upload;
     opts.src = upload.finish()?.display().to_string();
     opts.source_label = Some(format!("upload:{name}"));
-    let done = sightline_feedback::ingest::ingest(
+    let done = sightline_workflows::ingest::ingest(
         state.registry().db(),
         &state.config().home,
         &project,

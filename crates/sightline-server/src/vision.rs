@@ -312,7 +312,7 @@ impl OnnxCheck {
         let Some(version) = dataset_version else {
             return Ok(CheckImages::synthetic());
         };
-        let paths = sightline_feedback::dataset_repo(&self.home, project)
+        let paths = sightline_workflows::dataset_repo(&self.home, project)
             .map_err(|e| e.to_string())
             .and_then(|repo| {
                 let v = repo.get(version).map_err(|e| e.to_string())?;

@@ -125,7 +125,10 @@ async fn log(
     let sha = sightline_store::sha256_reader(&mut &bytes[..]).unwrap().0;
     let store = sightline_store::ArtifactStore::local(h.artifacts.clone());
     store
-        .put(&sightline_feedback::image_key(&sha, "png").unwrap(), &bytes)
+        .put(
+            &sightline_workflows::corrections::image_key(&sha, "png").unwrap(),
+            &bytes,
+        )
         .await
         .unwrap();
     let row = InferenceLogRow {
@@ -189,7 +192,7 @@ fn ids(v: &Value) -> Vec<String> {
 }
 
 fn ingest_v1(home: &Path) -> String {
-    let repo = sightline_feedback::dataset_repo(home, "line_a").unwrap();
+    let repo = sightline_workflows::dataset_repo(home, "line_a").unwrap();
     let src = home.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a.png"), png(200, 16, 16)).unwrap();
@@ -533,7 +536,7 @@ async fn scenario(t: TestDb) {
     let v2 = v["version"]["id"].as_str().unwrap().to_string();
     let (_, c) = get_json(&h, "/history/r2/corrections").await;
     assert_eq!(c[0]["dataset_version_id"], v2.as_str());
-    let repo = sightline_feedback::dataset_repo(&h.home, "line_a").unwrap();
+    let repo = sightline_workflows::dataset_repo(&h.home, "line_a").unwrap();
     let ds = repo.dataset(&v2).unwrap();
     let r2 = ds
         .images

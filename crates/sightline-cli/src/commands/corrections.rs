@@ -7,7 +7,7 @@ use crate::ctx::Ctx;
 
 /// Create a dataset version whose parent is the project's latest, adding the corrected
 /// production images (fetched from the artifact store by hash) with their corrected annotations
-/// and recording which requests they came from (see `sightline_feedback`).
+/// and recording which requests they came from (see `sightline_workflows::corrections`).
 pub async fn version_from_corrections(a: &IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let project = &a.project.project;
     if a.parent.is_some() {
@@ -22,7 +22,7 @@ pub async fn version_from_corrections(a: &IngestArgs, ctx: &Ctx) -> anyhow::Resu
     } else {
         a.author.clone()
     };
-    let out = sightline_feedback::version_from_corrections(
+    let out = sightline_workflows::corrections::version_from_corrections(
         &db, &store, &ctx.home, project, &a.message, &author,
     )
     .await

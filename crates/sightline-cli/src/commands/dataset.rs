@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sightline_datasets::version::{Repo, VersionMeta};
 use sightline_datasets::{Format, source};
-use sightline_feedback::ingest::{IngestOptions, Ingested};
+use sightline_workflows::ingest::{IngestOptions, Ingested};
 
 use crate::ctx::Ctx;
 
@@ -364,7 +364,7 @@ async fn ingest(a: IngestArgs, ctx: &Ctx) -> anyhow::Result<()> {
             bar.set_position(done);
         })
     };
-    let done = sightline_feedback::ingest::ingest(
+    let done = sightline_workflows::ingest::ingest(
         &db,
         &ctx.home,
         &project,

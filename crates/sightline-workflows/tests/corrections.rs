@@ -14,8 +14,8 @@ use sightline_db::Db;
 use sightline_db::corrections::{Action, CorrectedInstance, NewCorrection};
 use sightline_db::inference_log::InferenceLogRow;
 use sightline_db::testing::{fresh_postgres, fresh_sqlite};
-use sightline_feedback::{FeedbackError, image_key, version_from_corrections};
 use sightline_store::ArtifactStore;
+use sightline_workflows::corrections::{CorrectionsError, image_key, version_from_corrections};
 
 fn png(seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(32, 24, |x, y| {
@@ -111,7 +111,7 @@ async fn scenario(db: &Db, tmp: &Path) {
     let e = version_from_corrections(db, &store, &home, "line_a", "", "me")
         .await
         .unwrap_err();
-    assert!(matches!(e, FeedbackError::NoCorrections(_)), "{e}");
+    assert!(matches!(e, CorrectionsError::NoCorrections(_)), "{e}");
 
     // Logged requests and corrections, but no version 1 yet → a clear error.
     let response = json!({
@@ -144,10 +144,10 @@ async fn scenario(db: &Db, tmp: &Path) {
     let e = version_from_corrections(db, &store, &home, "line_a", "", "me")
         .await
         .unwrap_err();
-    assert!(matches!(e, FeedbackError::NoParent(_)), "{e}");
+    assert!(matches!(e, CorrectionsError::NoParent(_)), "{e}");
 
     // Version 1: one image, ingested the way the CLI does.
-    let repo = sightline_feedback::dataset_repo(&home, "line_a").unwrap();
+    let repo = sightline_workflows::dataset_repo(&home, "line_a").unwrap();
     let src = tmp.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a.png"), png(9)).unwrap();
@@ -265,7 +265,7 @@ async fn scenario(db: &Db, tmp: &Path) {
     let e = version_from_corrections(db, &store, &home, "line_a", "", "me")
         .await
         .unwrap_err();
-    assert!(matches!(e, FeedbackError::NoCorrections(_)), "{e}");
+    assert!(matches!(e, CorrectionsError::NoCorrections(_)), "{e}");
 }
 
 #[tokio::test]

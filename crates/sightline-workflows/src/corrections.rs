@@ -1,4 +1,4 @@
-//! Feedback loop: turn operator corrections of production inspections into a new dataset version.
+//! Corrections → dataset version: turn operator corrections of production inspections into a new dataset version.
 //!
 //! [`version_from_corrections`] takes the newest not-yet-used correction of each corrected
 //! request of a project, fetches each request's image from the artifact store by content hash
@@ -8,12 +8,6 @@
 //! corrected ones as `corrections/<request id>.<ext>`. The version's notes name every request it
 //! came from, the version is recorded in the database, and the corrections are stamped with its
 //! id so each is used once.
-//!
-//! The [`ingest`] module turns a folder, archive or URL into a validated, label-mapped dataset
-//! version recorded in the database (shared by `sightline dataset ingest` and
-//! `POST /projects/{p}/datasets`).
-
-pub mod ingest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,9 +23,9 @@ use sightline_store::{ArtifactStore, Key};
 /// Folder (inside the version's image tree) of images that came from corrections.
 pub const CORRECTIONS_DIR: &str = "corrections";
 
-/// Errors of the feedback loop.
+/// Errors of building a dataset version from corrections.
 #[derive(Debug, thiserror::Error)]
-pub enum FeedbackError {
+pub enum CorrectionsError {
     /// Nothing to build from.
     #[error(
         "project `{0}` has no unused corrections: correct some inspections first (review queue or POST /history/<request id>/corrections)"
@@ -105,27 +99,27 @@ pub struct FromCorrections {
 /// Store key of an inspected image: `images/sha256/<2 hex>/<62 hex>.<ext>` (what the server's
 /// request logger writes). Only a 64-hex hash and `png`/`jpg` are accepted, so no request value
 /// can name another path.
-pub fn image_key(sha256: &str, ext: &str) -> Result<Key, FeedbackError> {
+pub fn image_key(sha256: &str, ext: &str) -> Result<Key, CorrectionsError> {
     if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(FeedbackError::Invalid(format!(
+        return Err(CorrectionsError::Invalid(format!(
             "`{sha256}` is not a SHA-256 hex digest"
         )));
     }
     if !matches!(ext, "png" | "jpg") {
-        return Err(FeedbackError::Invalid(format!(
+        return Err(CorrectionsError::Invalid(format!(
             "unsupported image extension `{ext}`"
         )));
     }
     let sha = sha256.to_ascii_lowercase();
     Key::new(format!("images/sha256/{}/{}.{ext}", &sha[..2], &sha[2..]))
-        .map_err(|e| FeedbackError::Invalid(e.to_string()))
+        .map_err(|e| CorrectionsError::Invalid(e.to_string()))
 }
 
 /// The stored image with content hash `sha256` and its extension, if present.
 pub async fn fetch_image(
     store: &ArtifactStore,
     sha256: &str,
-) -> Result<Option<(Vec<u8>, &'static str)>, FeedbackError> {
+) -> Result<Option<(Vec<u8>, &'static str)>, CorrectionsError> {
     for ext in ["png", "jpg"] {
         let key = image_key(sha256, ext)?;
         if store.exists(&key).await? {
@@ -136,11 +130,11 @@ pub async fn fetch_image(
 }
 
 /// The data area of a project's dataset versions: `<home>/projects/<project>/datasets`.
-pub fn dataset_repo(home: &Path, project: &str) -> Result<Repo, FeedbackError> {
+pub fn dataset_repo(home: &Path, project: &str) -> Result<Repo, CorrectionsError> {
     sightline_datasets::dvc::safe_relpath(project)
-        .map_err(|_| FeedbackError::Invalid(format!("invalid project name `{project}`")))?;
+        .map_err(|_| CorrectionsError::Invalid(format!("invalid project name `{project}`")))?;
     if project.contains('/') {
-        return Err(FeedbackError::Invalid(format!(
+        return Err(CorrectionsError::Invalid(format!(
             "invalid project name `{project}`"
         )));
     }
@@ -228,14 +222,14 @@ pub fn annotation_of(
     Some(rec)
 }
 
-fn safe_request_id(id: &str) -> Result<&str, FeedbackError> {
+fn safe_request_id(id: &str) -> Result<&str, CorrectionsError> {
     if id.is_empty()
         || id.len() > 128
         || !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(FeedbackError::Invalid(format!(
+        return Err(CorrectionsError::Invalid(format!(
             "request id `{id}` cannot name a file"
         )));
     }
@@ -252,18 +246,18 @@ pub async fn version_from_corrections(
     project: &str,
     message: &str,
     author: &str,
-) -> Result<FromCorrections, FeedbackError> {
+) -> Result<FromCorrections, CorrectionsError> {
     let repo = dataset_repo(home, project)?;
     let labels = sightline_db::projects::labels(db, project).await?;
     let corrections = sightline_db::corrections::unused_latest(db, project).await?;
     if corrections.is_empty() {
-        return Err(FeedbackError::NoCorrections(project.to_string()));
+        return Err(CorrectionsError::NoCorrections(project.to_string()));
     }
     let parent = {
         let r = repo.clone();
         blocking(move || Ok(r.latest()?)).await?
     }
-    .ok_or_else(|| FeedbackError::NoParent(project.to_string()))?;
+    .ok_or_else(|| CorrectionsError::NoParent(project.to_string()))?;
 
     let work = repo.work_dir();
     fs_err::create_dir_all(&work)?;
@@ -290,10 +284,10 @@ pub async fn version_from_corrections(
         }
         let row = sightline_db::inference_log::get(db, &rid)
             .await?
-            .ok_or_else(|| FeedbackError::MissingRequest(rid.clone()))?;
+            .ok_or_else(|| CorrectionsError::MissingRequest(rid.clone()))?;
         let (bytes, ext) = fetch_image(store, &row.image_sha256)
             .await?
-            .ok_or_else(|| FeedbackError::MissingImage {
+            .ok_or_else(|| CorrectionsError::MissingImage {
                 request_id: rid.clone(),
                 sha256: row.image_sha256.clone(),
             })?;
@@ -313,7 +307,7 @@ pub async fn version_from_corrections(
             .chain(rec.instances.iter().map(|i| &i.label))
         {
             if !labels.contains(l) {
-                return Err(FeedbackError::UnknownLabel {
+                return Err(CorrectionsError::UnknownLabel {
                     request_id: rid.clone(),
                     label: l.clone(),
                 });
@@ -366,7 +360,7 @@ pub async fn version_from_corrections(
     drop(staging);
     if created {
         let stats = serde_json::to_value(&version.stats)
-            .map_err(|e| FeedbackError::Invalid(format!("cannot encode stats: {e}")))?;
+            .map_err(|e| CorrectionsError::Invalid(format!("cannot encode stats: {e}")))?;
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         sightline_db::datasets::insert(
             db,
@@ -401,9 +395,9 @@ pub async fn version_from_corrections(
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, FeedbackError> + Send + 'static,
-) -> Result<T, FeedbackError> {
+    f: impl FnOnce() -> Result<T, CorrectionsError> + Send + 'static,
+) -> Result<T, CorrectionsError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| FeedbackError::Task(e.to_string()))?
+        .map_err(|e| CorrectionsError::Task(e.to_string()))?
 }
