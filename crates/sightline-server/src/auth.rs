@@ -4,14 +4,20 @@
 //! `SIGHTLINE_API_TOKENS` variable with comma-separated entries). A request presents its secret
 //! as `Authorization: Bearer <secret>`. With no token configured, the server runs in open mode
 //! (every caller is admin) and says so in its startup log; bind it to localhost in that case.
+//!
+//! Handlers state their role with an extractor: [`Viewer`], [`Operator`], [`Engineer`],
+//! [`Admin`] (a fixed minimum), or [`Credentials`] when the role depends on the request.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// Roles, ordered by power: each role may do what the lower ones may.
@@ -105,45 +111,123 @@ impl Tokens {
         self.by_hash.is_empty()
     }
 
-    /// Identify the caller of a request and check it has at least `needed`.
+    /// Identify the caller of a request and check it has at least `needed`: what the role
+    /// extractors ([`Viewer`], [`Operator`], [`Engineer`], [`Admin`]) do.
     pub fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<Caller, ApiError> {
+        self.credentials(headers).require(needed)
+    }
+
+    /// What the request's `Authorization` header presents, looked up but not yet judged
+    /// ([`Credentials::require`] decides once the needed role is known).
+    pub fn credentials(&self, headers: &HeaderMap) -> Credentials {
         if self.is_open() {
-            return Ok(Caller {
-                name: "anonymous".into(),
-                role: Role::Admin,
-            });
+            return Credentials(Presented::Open);
         }
         let header = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            if needed == Role::Viewer {
-                return Ok(Caller {
-                    name: "anonymous".into(),
-                    role: Role::Viewer,
-                });
-            }
-            return Err(ApiError::Unauthorized(format!(
-                "this endpoint needs an API token with role {} or higher (Authorization: Bearer <token>)",
-                role_name(needed)
-            )));
+            return Credentials(Presented::Nothing);
         };
         let hash: [u8; 32] = Sha256::digest(secret.trim().as_bytes()).into();
-        let caller = self
-            .by_hash
-            .get(&hash)
-            .cloned()
-            .ok_or_else(|| ApiError::Unauthorized("unknown API token".into()))?;
-        if caller.role < needed {
-            return Err(ApiError::Forbidden(format!(
+        Credentials(match self.by_hash.get(&hash) {
+            Some(caller) => Presented::Known(caller.clone()),
+            None => Presented::Unknown,
+        })
+    }
+}
+
+/// A request's credentials, for an endpoint whose needed role depends on the request itself
+/// (e.g. `force` needs admin): extract them, read the request, then [`Credentials::require`]
+/// the role. Endpoints with one fixed role take [`Viewer`], [`Operator`], [`Engineer`] or
+/// [`Admin`] instead.
+#[derive(Debug, Clone)]
+pub struct Credentials(Presented);
+
+#[derive(Debug, Clone)]
+enum Presented {
+    /// No token is configured: everyone is admin.
+    Open,
+    /// No `Authorization: Bearer` header.
+    Nothing,
+    /// A bearer token that matches no configured one.
+    Unknown,
+    /// A configured token.
+    Known(Caller),
+}
+
+impl Credentials {
+    /// The caller, if it has at least `needed`: 401 without a token (except for viewer reads,
+    /// which are open to anonymous callers) or with an unknown one, 403 with too low a role.
+    pub fn require(self, needed: Role) -> Result<Caller, ApiError> {
+        match self.0 {
+            Presented::Open => Ok(Caller {
+                name: "anonymous".into(),
+                role: Role::Admin,
+            }),
+            Presented::Nothing if needed == Role::Viewer => Ok(Caller {
+                name: "anonymous".into(),
+                role: Role::Viewer,
+            }),
+            Presented::Nothing => Err(ApiError::Unauthorized(format!(
+                "this endpoint needs an API token with role {} or higher (Authorization: Bearer <token>)",
+                role_name(needed)
+            ))),
+            Presented::Unknown => Err(ApiError::Unauthorized("unknown API token".into())),
+            Presented::Known(caller) if caller.role < needed => Err(ApiError::Forbidden(format!(
                 "token `{}` has role {}, this endpoint needs {} or higher",
                 caller.name,
                 role_name(caller.role),
                 role_name(needed)
-            )));
+            ))),
+            Presented::Known(caller) => Ok(caller),
         }
-        Ok(caller)
     }
+}
+
+impl FromRequestParts<AppState> for Credentials {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(state.tokens().credentials(&parts.headers))
+    }
+}
+
+/// Role extractors: a handler argument `Engineer(caller): Engineer` answers 401/403 (the
+/// [`ApiError`] of [`Credentials::require`]) before the handler runs unless the caller has at
+/// least that role. Put it after the path and query extractors and before the body, where a
+/// hand-written check used to run.
+macro_rules! role_extractor {
+    ($($(#[$doc:meta])* $name:ident => $role:expr;)+) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                state.tokens().authorize(&parts.headers, $role).map($name)
+            }
+        }
+    )+};
+}
+
+role_extractor! {
+    /// A caller with at least [`Role::Viewer`] (anonymous callers are viewers).
+    Viewer => Role::Viewer;
+    /// A caller with at least [`Role::Operator`].
+    Operator => Role::Operator;
+    /// A caller with at least [`Role::Engineer`].
+    Engineer => Role::Engineer;
+    /// A caller with [`Role::Admin`].
+    Admin => Role::Admin;
 }
 
 /// Lowercase name of a role.

@@ -5,21 +5,54 @@
 //! the project's data area (`<home>/projects/<p>/datasets`), whose ids are checked by the
 //! version store itself (no request value names a file).
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Credentials, Role};
 use crate::error::ApiError;
+
+/// OpenAPI paths of this module (merged into `/openapi.json`). The handlers are named by their
+/// full path, which is also their tag (`crate::catalog`).
+#[derive(OpenApi)]
+#[openapi(paths(
+    crate::catalog::post_project,
+    crate::catalog::list_datasets,
+    crate::catalog::get_dataset,
+    crate::catalog::diff_datasets,
+    crate::catalog::list_experiments,
+    crate::catalog::get_experiment
+))]
+pub struct CatalogDoc;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects", post(post_project))
+        .route("/projects/{project}/datasets", get(list_datasets))
+        .route("/projects/{project}/datasets/{id}", get(get_dataset))
+        .route(
+            "/projects/{project}/datasets/{a}/diff/{b}",
+            get(diff_datasets),
+        )
+        .route("/projects/{project}/experiments", get(list_experiments))
+        .route("/experiments/{id}", get(get_experiment))
+}
 
 fn dataset_error(e: sightline_datasets::DatasetError) -> ApiError {
     match e {
         sightline_datasets::DatasetError::NotFound(m) => ApiError::NotFound(m),
         other => ApiError::Internal(other.to_string()),
     }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))
 }
 
 /// Options of `POST /projects`.
@@ -41,17 +74,14 @@ pub struct ApplyQuery {
 pub async fn post_project(
     State(state): State<AppState>,
     Query(q): Query<ApplyQuery>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.tokens().authorize(
-        &headers,
-        if q.allow_label_change {
-            Role::Admin
-        } else {
-            Role::Engineer
-        },
-    )?;
+    credentials.require(if q.allow_label_change {
+        Role::Admin
+    } else {
+        Role::Engineer
+    })?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the manifest must be UTF-8 text".into()))?;
     if text.trim().is_empty() {
@@ -133,10 +163,8 @@ pub async fn get_dataset(
     let models = state.registry().models_for_dataset(&id).await?;
     let from_corrections =
         sightline_db::corrections::requests_of_version(db, &project, &id).await?;
-    let mut v = serde_json::to_value(&row)
-        .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
-    v["models"] = serde_json::to_value(&models)
-        .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
+    let mut v = encode(&row)?;
+    v["models"] = encode(&models)?;
     v["from_corrections"] = serde_json::json!(from_corrections);
     Ok(Json(v).into_response())
 }
@@ -192,11 +220,8 @@ pub async fn get_experiment(
         .into_iter()
         .filter(|m| m.experiment_id.as_deref() == Some(id.as_str()))
         .collect();
-    let mut v =
-        serde_json::to_value(&e).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
-    v["epochs"] = serde_json::to_value(&epochs)
-        .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
-    v["models"] = serde_json::to_value(&models)
-        .map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))?;
+    let mut v = encode(&e)?;
+    v["epochs"] = encode(&epochs)?;
+    v["models"] = encode(&models)?;
     Ok(Json(v).into_response())
 }

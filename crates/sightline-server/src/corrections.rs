@@ -1,15 +1,43 @@
 //! Corrections of logged inspections (`POST|GET /history/{id}/corrections`) and the feedback loop
 //! endpoint (`POST /projects/{p}/datasets/from-corrections`).
 
-use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use sightline_db::corrections::{Action, CorrectedInstance, NewCorrection};
+use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Credentials, Operator, Role};
 use crate::error::ApiError;
+
+/// OpenAPI paths and schemas of this module (merged into `/openapi.json`). The handlers are
+/// named by their full path, which is also their tag (`crate::corrections`).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::corrections::post_correction,
+        crate::corrections::list_corrections,
+        crate::corrections::from_corrections
+    ),
+    components(schemas(CorrectionBody, FromCorrectionsBody))
+)]
+pub struct CorrectionsDoc;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/history/{request_id}/corrections",
+            get(list_corrections).post(post_correction),
+        )
+        .route(
+            "/projects/{project}/datasets/from-corrections",
+            post(from_corrections),
+        )
+}
 
 /// Longest accepted note.
 pub const MAX_NOTE: usize = 2000;
@@ -133,10 +161,9 @@ pub fn validate(
 pub async fn post_correction(
     State(state): State<AppState>,
     Path(request_id): Path<String>,
-    headers: HeaderMap,
+    Operator(caller): Operator,
     body: Result<Json<CorrectionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = state.tokens().authorize(&headers, Role::Operator)?;
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let db = state.registry().db();
     let row = crate::history::logged(&state, &request_id).await?;
@@ -190,10 +217,11 @@ pub struct FromCorrectionsBody {
 pub async fn from_corrections(
     State(state): State<AppState>,
     Path(project): Path<String>,
-    headers: HeaderMap,
+    credentials: Credentials,
     body: Option<Json<FromCorrectionsBody>>,
 ) -> Result<Response, ApiError> {
-    let caller = state.tokens().authorize(&headers, Role::Engineer)?;
+    // The body is read before the role is checked (a malformed body is refused first).
+    let caller = credentials.require(Role::Engineer)?;
     let b = body.map(|Json(b)| b).unwrap_or_default();
     let db = state.registry().db();
     sightline_db::projects::id_of(db, &project).await?;

@@ -7,15 +7,42 @@
 use std::fmt::Write as _;
 use std::io::Cursor as IoCursor;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 use sightline_db::inference_log::{self, Cursor, HistoryFilter, InferenceLogRow, SortKey};
+use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::error::ApiError;
+
+/// OpenAPI paths and schemas of this module (merged into `/openapi.json`). The handlers are
+/// named by their full path, which is also their tag (`crate::history`).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::history::history,
+        crate::history::history_csv,
+        crate::history::history_item,
+        crate::history::history_image,
+        crate::history::review
+    ),
+    components(schemas(HistoryPage))
+)]
+pub struct HistoryDoc;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/history", get(history))
+        .route("/history.csv", get(history_csv))
+        .route("/history/{request_id}", get(history_item))
+        .route("/history/{request_id}/image", get(history_image))
+        .route("/projects/{project}/review", get(review))
+}
 
 /// History filters, sort and paging.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]

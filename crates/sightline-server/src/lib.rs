@@ -1,14 +1,18 @@
 //! HTTP API and live inference service (axum): inspect, hot deployment, dynamic batching,
 //! request logging, history, metrics.
 //!
-//! [`app`] builds the router over an [`AppState`]; handlers are thin wrappers over service
-//! functions ([`inspect::inspect`], the registry) and fail with the one [`ApiError`] type.
+//! [`app`] builds the router over an [`AppState`]: every endpoint family owns a `router()` and
+//! an OpenAPI doc, merged in [`routes`]. Handlers are thin wrappers over service functions
+//! ([`inspect::inspect`], the registry), state their role with an extractor ([`auth`]) and fail
+//! with the one [`ApiError`] type.
 //!
+//! - [`routes`]: [`app`], the middleware, and the families without a module of their own
+//!   (health, inspect, projects, models, aliases).
 //! - [`engine`]: deployed models per (project, task), dynamic batching, atomic hot swap.
 //! - [`infer`]: the model seam ([`InspectModel`], [`ModelLoader`]).
 //! - [`verdict`]: ok/ng/unknown with reasons, NG ratio tracking.
 //! - [`metrics`]: Prometheus text at `/metrics`.
-//! - [`auth`]: API tokens with roles.
+//! - [`auth`]: API tokens with roles; the role extractors.
 //! - [`history`]: history listing/export/images and the review queue.
 //! - [`corrections`]: operator corrections and the corrections → dataset version endpoint.
 //! - [`catalog`]: project manifests and dataset versions.

@@ -19,6 +19,7 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -27,6 +28,10 @@ include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
 /// The page `/ui/` shows.
 pub const HOME_PAGE: &str = "dashboard";
+
+/// OpenAPI doc of the web UI: empty (pages, not API endpoints), merged like every family's.
+#[derive(OpenApi)]
+pub struct UiDoc;
 
 /// Routes of the web UI (merged into [`crate::app`]).
 pub fn router() -> Router<AppState> {

@@ -28,7 +28,7 @@ use sightline_workflows::ingest::{IngestError, IngestOptions};
 use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::Engineer;
 use crate::error::ApiError;
 
 /// OpenAPI paths of this module (merged into `/openapi.json`).
@@ -84,10 +84,9 @@ pub struct LabelsBody {
 pub async fn post_labels(
     State(state): State<AppState>,
     Path(project): Path<String>,
-    headers: HeaderMap,
+    _caller: Engineer,
     body: Result<Json<LabelsBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    state.tokens().authorize(&headers, Role::Engineer)?;
     let Json(b) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     use sightline_db::labels::AppendLabelsError as E;
     let report = sightline_db::labels::append(state.registry().db(), &project, &b.labels)
@@ -404,9 +403,9 @@ pub async fn post_dataset(
     Path(project): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
+    Engineer(caller): Engineer,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = state.tokens().authorize(&headers, Role::Engineer)?;
     let repo = sightline_workflows::dataset_repo(&state.config().home, &project)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     sightline_db::projects::id_of(state.registry().db(), &project).await?;
@@ -501,10 +500,9 @@ pub struct ModelBody {
         (status = 409, body = crate::error::ErrorBody)))]
 pub async fn post_model(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Engineer(caller): Engineer,
     body: Result<Json<ModelBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = state.tokens().authorize(&headers, Role::Engineer)?;
     let Json(b) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let task = match b.task.as_deref() {
         None => None,
