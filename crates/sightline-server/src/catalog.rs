@@ -47,12 +47,12 @@ pub fn router() -> Router<AppState> {
 fn dataset_error(e: sightline_datasets::DatasetError) -> ApiError {
     match e {
         sightline_datasets::DatasetError::NotFound(m) => ApiError::NotFound(m),
-        other => ApiError::Internal(other.to_string()),
+        other => ApiError::internal("dataset version store", other),
     }
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))
+    serde_json::to_value(v).map_err(|e| ApiError::internal("cannot encode the response", e))
 }
 
 /// Options of `POST /projects`.
@@ -184,7 +184,7 @@ pub async fn diff_datasets(
     let repo = repo(&state, &project)?;
     let diff = tokio::task::spawn_blocking(move || repo.diff(&a, &b))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::internal("the diff task failed", e))?
         .map_err(dataset_error)?;
     Ok(Json(diff).into_response())
 }

@@ -246,8 +246,10 @@ pub fn feedback_error(e: sightline_workflows::corrections::CorrectionsError) -> 
     match e {
         F::NoCorrections(_) | F::NoParent(_) => ApiError::Conflict(e.to_string()),
         F::UnknownLabel { .. } | F::Invalid(_) => ApiError::BadRequest(e.to_string()),
-        F::Db(sightline_db::DbError::ProjectNotFound(_)) => ApiError::NotFound(e.to_string()),
         F::MissingRequest(_) | F::MissingImage { .. } => ApiError::Conflict(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
+        F::Db(d) => d.into(),
+        F::Dataset(_) | F::Store(_) | F::Io(_) | F::Task(_) => {
+            ApiError::internal("cannot make a version from corrections", e)
+        }
     }
 }

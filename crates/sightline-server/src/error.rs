@@ -1,5 +1,9 @@
 //! The one error type of the API and its JSON shape:
 //! `{"error": {"code": "<snake_case>", "message": "<text>", "details": [..]}}`.
+//!
+//! Client errors (4xx) carry the message the client sees. Server-side failures (500) are
+//! logged with their whole source chain and the request id, and answered with a generic
+//! message naming only that id ([`internal_message`]): internal text never reaches a client.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -47,10 +51,25 @@ pub enum ApiError {
     /// No model is deployed, or the inference queue is full.
     #[error("{0}")]
     Unavailable(String),
-    /// A server-side failure.
+    /// A server-side failure with no underlying error (a broken invariant); the text goes to
+    /// the log, the client gets [`internal_message`].
     #[error("{0}")]
     Internal(String),
+    /// A server-side failure caused by `source` (see [`ApiError::internal`]); `context` and the
+    /// whole source chain go to the log, the client gets [`internal_message`]. Shown as
+    /// `context: source` (as where a background task logs it).
+    #[error("{context}: {source}")]
+    Failure {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Cause,
+    },
 }
+
+/// The cause of an [`ApiError::Failure`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -72,6 +91,14 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// A server-side failure: doing `context` failed because of `source`.
+    pub fn internal(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        ApiError::Failure {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     /// HTTP status and stable code of each variant.
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
@@ -89,25 +116,43 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "undecodable_image")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Internal(_) | ApiError::Failure { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
+}
+
+/// The message a client gets for a server-side failure (500): generic, with the request id that
+/// the log line of the failure names too.
+pub fn internal_message(request_id: &str) -> String {
+    format!("internal server error (request id {request_id}); see the server log")
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        if status.is_server_error() {
-            tracing::error!(%code, error = %self, "request failed");
-        }
-        let details = match &self {
-            ApiError::GateFailed { failures, .. } => failures.clone(),
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // Outside the request-id middleware (which every route of `app` has) a fresh id
+            // still ties the answer to its log line.
+            let request_id = crate::routes::middleware::current_request_id()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            tracing::error!(%code, %request_id, error = %error_chain(&self), "request failed");
+            internal_message(&request_id)
+        } else {
+            if status.is_server_error() {
+                tracing::error!(%code, error = %error_chain(&self), "request failed");
+            }
+            self.to_string()
+        };
+        let details = match self {
+            ApiError::GateFailed { failures, .. } => failures,
             _ => Vec::new(),
         };
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
-                message: self.to_string(),
+                message,
                 details,
             },
         };
@@ -122,7 +167,7 @@ impl From<EngineError> for ApiError {
                 ApiError::Unavailable(e.to_string())
             }
             EngineError::Inference(_) | EngineError::Deploy { .. } => {
-                ApiError::Internal(e.to_string())
+                ApiError::internal("the inference engine failed", e)
             }
         }
     }
@@ -148,13 +193,10 @@ impl From<sightline_registry::RegistryError> for ApiError {
             | R::ChecksumMismatch { .. }
             | R::BundleFileMissing(_)
             | R::Store { .. }
-            | R::Db(_) => ApiError::Internal(e.to_string()),
+            | R::Db(_) => ApiError::internal("the model registry failed", e),
         }
     }
 }
-
-/// The message a client gets for a server-side database failure; the details go to the log.
-pub const INTERNAL_DB_MESSAGE: &str = "internal database error; see the server log";
 
 /// The one mapping of database errors. Every variant is named (no `_` arm), so a new
 /// [`sightline_db::DbError`] variant does not compile until it is mapped here.
@@ -169,10 +211,7 @@ impl From<sightline_db::DbError> for ApiError {
             | D::Migrate(_)
             | D::Sqlx(_)
             | D::Io(_)
-            | D::Corrupt(_) => {
-                tracing::error!(error = %error_chain(&e), "database error");
-                ApiError::Internal(INTERNAL_DB_MESSAGE.to_string())
-            }
+            | D::Corrupt(_) => ApiError::internal("database error", e),
         }
     }
 }
@@ -198,17 +237,32 @@ mod tests {
     use super::*;
     use sightline_db::DbError;
 
-    fn mapped(e: DbError) -> (StatusCode, &'static str, String) {
-        let api = ApiError::from(e);
-        let (status, code) = api.status();
-        let message = api.to_string();
-        assert_eq!(api.into_response().status(), status);
+    /// Status, code and the message a client gets (read from the response body) for `e`,
+    /// answered while handling the request with id `req-42`.
+    async fn answered(e: ApiError) -> (StatusCode, &'static str, String) {
+        let (status, code) = e.status();
+        let resp = crate::routes::middleware::with_request_id("req-42".into(), async {
+            e.into_response()
+        })
+        .await;
+        assert_eq!(resp.status(), status);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
+        assert_eq!(v["error"]["code"], code);
+        let message = v["error"]["message"].as_str().expect("message").to_string();
         (status, code, message)
     }
 
-    #[test]
-    fn project_not_found_is_404_with_its_message() {
-        let (status, code, message) = mapped(DbError::ProjectNotFound("acme".into()));
+    async fn mapped(e: DbError) -> (StatusCode, &'static str, String) {
+        answered(ApiError::from(e)).await
+    }
+
+    #[tokio::test]
+    async fn project_not_found_is_404_with_its_message() {
+        let (status, code, message) = mapped(DbError::ProjectNotFound("acme".into())).await;
         assert_eq!((status, code), (StatusCode::NOT_FOUND, "not_found"));
         assert!(
             message.contains("project `acme` does not exist"),
@@ -216,8 +270,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn server_side_db_errors_are_500_with_a_generic_message() {
+    #[tokio::test]
+    async fn server_side_db_errors_are_500_with_a_generic_message() {
         let cases = [
             DbError::UnsupportedUrl("mysql://secret@host/db".into()),
             DbError::Io(std::io::Error::other("disk on fire")),
@@ -225,18 +279,63 @@ mod tests {
         ];
         for e in cases {
             let shown = e.to_string();
-            let (status, code, message) = mapped(e);
+            let (status, code, message) = mapped(e).await;
             assert_eq!(
                 (status, code),
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 "{shown}"
             );
-            assert_eq!(message, INTERNAL_DB_MESSAGE, "{shown}");
+            assert_eq!(message, internal_message("req-42"), "{shown}");
         }
     }
 
-    #[test]
-    fn label_change_refused_is_409_with_its_message() {
+    #[tokio::test]
+    async fn internal_errors_keep_their_cause_for_the_log_only() {
+        let io = std::io::Error::other("disk on fire");
+        let e = ApiError::internal("cannot write the upload file", io);
+        assert_eq!(
+            error_chain(&e),
+            "cannot write the upload file: disk on fire"
+        );
+        assert_eq!(e.to_string(), "cannot write the upload file: disk on fire");
+        let (status, _, message) = answered(e).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            message,
+            "internal server error (request id req-42); see the server log"
+        );
+        let (_, _, message) = answered(ApiError::Internal("secret invariant".into())).await;
+        assert_eq!(message, internal_message("req-42"));
+    }
+
+    #[tokio::test]
+    async fn a_500_outside_a_request_still_names_an_id() {
+        let resp = ApiError::Internal("secret invariant".into()).into_response();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
+        let message = v["error"]["message"].as_str().expect("message");
+        let id = message
+            .strip_prefix("internal server error (request id ")
+            .and_then(|m| m.strip_suffix("); see the server log"))
+            .expect("generic message");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{message}");
+    }
+
+    #[tokio::test]
+    async fn client_errors_keep_their_message() {
+        let (status, code, message) = answered(ApiError::Unavailable("queue full".into())).await;
+        assert_eq!(
+            (status, code),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        assert_eq!(message, "queue full");
+    }
+
+    #[tokio::test]
+    async fn label_change_refused_is_409_with_its_message() {
         let refused = sightline_db::projects::LabelChangeRefused {
             project: "acme".into(),
             changes: Vec::new(),
@@ -244,7 +343,7 @@ mod tests {
             model_versions: Vec::new(),
         };
         let expected = refused.to_string();
-        let (status, code, message) = mapped(DbError::LabelChangeRefused(refused));
+        let (status, code, message) = mapped(DbError::LabelChangeRefused(refused)).await;
         assert_eq!((status, code), (StatusCode::CONFLICT, "conflict"));
         assert_eq!(message, expected);
     }

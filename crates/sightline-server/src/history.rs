@@ -356,7 +356,7 @@ pub async fn history_image(
     let store = sightline_store::ArtifactStore::local(state.config().artifacts.clone());
     let (bytes, ext) = sightline_workflows::corrections::fetch_image(&store, &row.image_sha256)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::internal("cannot read the stored image", e))?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "the image of request `{request_id}` is not stored (logging may still be writing it)"
@@ -381,7 +381,7 @@ pub async fn history_image(
     let max_side = q.max_side;
     let png = tokio::task::spawn_blocking(move || render(&bytes, &response, overlay, max_side))
         .await
-        .map_err(|e| ApiError::Internal(format!("rendering failed: {e}")))??;
+        .map_err(|e| ApiError::internal("rendering failed", e))??;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
@@ -400,7 +400,7 @@ pub fn render(
     max_side: Option<u32>,
 ) -> Result<Vec<u8>, ApiError> {
     let img = crate::inspect::decode_image(bytes)
-        .map_err(|e| ApiError::Internal(format!("stored image: {e}")))?
+        .map_err(|e| ApiError::internal("stored image", e))?
         .to_rgb8();
     let mut img = if overlay {
         draw_logged(&img, response)
@@ -418,7 +418,7 @@ pub fn render(
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut IoCursor::new(&mut out), image::ImageFormat::Png)
-        .map_err(|e| ApiError::Internal(format!("cannot encode PNG: {e}")))?;
+        .map_err(|e| ApiError::internal("cannot encode PNG", e))?;
     Ok(out)
 }
 

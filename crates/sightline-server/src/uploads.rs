@@ -58,7 +58,7 @@ pub fn router(limit: usize) -> Router<AppState> {
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))
+    serde_json::to_value(v).map_err(|e| ApiError::internal("cannot encode the response", e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ pub async fn post_labels(
             E::Invalid(_) => ApiError::BadRequest(e.to_string()),
             E::Exists { .. } => ApiError::Conflict(e.to_string()),
             E::Db(d) => d.into(),
-            E::Rewrite(..) => ApiError::Internal(e.to_string()),
+            E::Rewrite(..) => ApiError::internal("cannot append the labels", e),
         })?;
     let appended: Vec<serde_json::Value> = report
         .label_changes
@@ -242,8 +242,7 @@ struct Upload {
 
 impl Upload {
     fn new(dir: &std::path::Path, suffix: &str, limit: usize) -> Result<Self, ApiError> {
-        let internal =
-            |e: std::io::Error| ApiError::Internal(format!("cannot create the upload file: {e}"));
+        let internal = |e: std::io::Error| ApiError::internal("cannot create the upload file", e);
         fs_err::create_dir_all(dir).map_err(internal)?;
         let path = dir.join(format!("upload-{}{suffix}", uuid::Uuid::new_v4().simple()));
         let file = fs_err::OpenOptions::new()
@@ -267,7 +266,7 @@ impl Upload {
         match self.file.as_mut() {
             Some(f) => f
                 .write_all(chunk)
-                .map_err(|e| ApiError::Internal(format!("cannot write the upload file: {e}"))),
+                .map_err(|e| ApiError::internal("cannot write the upload file", e)),
             None => Err(ApiError::Internal("the upload file is closed".into())),
         }
     }
@@ -276,7 +275,7 @@ impl Upload {
     fn finish(&mut self) -> Result<&std::path::Path, ApiError> {
         if let Some(f) = self.file.take() {
             f.sync_all()
-                .map_err(|e| ApiError::Internal(format!("cannot write the upload file: {e}")))?;
+                .map_err(|e| ApiError::internal("cannot write the upload file", e))?;
         }
         Ok(&self.path)
     }
@@ -379,7 +378,7 @@ fn ingest_error(e: IngestError) -> ApiError {
         IngestError::Project(..)
         | IngestError::Store(_)
         | IngestError::Db(_)
-        | IngestError::Task(_) => ApiError::Internal(message),
+        | IngestError::Task(_) => ApiError::internal("dataset ingest failed", e),
     }
 }
 

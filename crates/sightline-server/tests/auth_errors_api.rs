@@ -1,5 +1,6 @@
 //! The role extractors (401 without a token or with an unknown one, 403 with too low a role, the
-//! caller with the right one; open mode) on a small router and on the real endpoints.
+//! caller with the right one; open mode) on a small router and on the real endpoints, and the
+//! generic 500 body that names the request id.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -231,4 +232,32 @@ async fn endpoints_check_their_roles_through_the_extractors() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = send(post("/aliases", Some("admin-secret-1"), alias)).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_is_generic_and_names_the_request_id() {
+    let (t, _dir, state) = state_with(&[]).await;
+    t.db.close().await;
+    let r = common::send(
+        &state,
+        Request::get("/projects").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "internal");
+    let message = v["error"]["message"].as_str().unwrap();
+    let id = message
+        .strip_prefix("internal server error (request id ")
+        .and_then(|m| m.strip_suffix("); see the server log"))
+        .unwrap_or_else(|| panic!("not the generic message: {message}"));
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{message}");
+
+    // Each request has its own id.
+    let again = common::send(
+        &state,
+        Request::get("/projects").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_ne!(again.json()["error"]["message"].as_str(), Some(message));
 }

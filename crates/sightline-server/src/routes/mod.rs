@@ -13,7 +13,7 @@
 //!
 //! Families in their own modules, each with its `router()` and doc: [`crate::history`],
 //! [`crate::corrections`], [`crate::catalog`], [`crate::uploads`], [`crate::jobs`],
-//! [`crate::ui`] (no API paths). The middleware (request metrics) is in
+//! [`crate::ui`] (no API paths). The middleware (request id, request metrics) is in
 //! [`middleware`]; body limits stay on the routes that read bodies.
 
 pub mod aliases;
@@ -71,7 +71,7 @@ pub fn openapi_doc() -> utoipa::openapi::OpenApi {
 }
 
 /// Build the router: every family's routes, the `/openapi.json` document, a JSON 404 for
-/// unknown paths, then the request-metrics middleware around all of it.
+/// unknown paths, then the request-metrics and request-id middleware around all of it.
 pub fn app(state: AppState) -> Router {
     let limit = state.config().max_upload_bytes;
     Router::new()
@@ -93,6 +93,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::count_requests,
         ))
+        .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
 }
 
@@ -122,5 +123,5 @@ fn parse_task(t: Option<&str>) -> Result<Option<sightline_core::Task>, ApiError>
 
 /// A response value as JSON (a failure is a server-side one).
 fn json_value<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("cannot encode response: {e}")))
+    serde_json::to_value(v).map_err(|e| ApiError::internal("cannot encode the response", e))
 }
