@@ -2,29 +2,22 @@
 //! checked against torchvision's own predictions in the fixtures.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
+use sightline_testkit::Sightline;
+
+use crate::support::SIGHTLINE;
 
 fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("SIGHTLINE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    assert!(
-        dir.join("README.md").is_file(),
-        "fixtures not found at {} (set SIGHTLINE_FIXTURES)",
-        dir.display()
-    );
-    dir
+    sightline_testkit::fixture("README.md");
+    sightline_testkit::fixtures()
 }
 
 #[test]
 fn predict_classifies_with_a_torchvision_checkpoint() {
     let fx = fixtures();
     let expected: Value = serde_json::from_slice(
-        &std::fs::read(fx.join("expected/mobilenet/predictions.json")).unwrap(),
+        &fs_err::read(fx.join("expected/mobilenet/predictions.json")).unwrap(),
     )
     .unwrap();
     let labels: Vec<&str> = expected["labels"]
@@ -58,10 +51,7 @@ fn predict_classifies_with_a_torchvision_checkpoint() {
         overlays.to_str().unwrap(),
     ];
     args.extend(images.iter().map(String::as_str));
-    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(&args)
-        .output()
-        .unwrap();
+    let out = Sightline::new(SIGHTLINE).output(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -97,5 +87,5 @@ fn predict_classifies_with_a_torchvision_checkpoint() {
             .into_owned();
         assert!(overlays.join(format!("{stem}.png")).is_file());
     }
-    std::fs::remove_dir_all(&overlays).unwrap();
+    fs_err::remove_dir_all(&overlays).unwrap();
 }

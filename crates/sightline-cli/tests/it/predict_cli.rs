@@ -2,40 +2,31 @@
 //! `sightline bench predict` on a tiny configuration.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+use sightline_testkit::Sightline;
+
+use crate::support::SIGHTLINE;
 
 fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("SIGHTLINE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    assert!(
-        dir.join("README.md").is_file(),
-        "fixtures not found at {} (set SIGHTLINE_FIXTURES)",
-        dir.display()
-    );
-    dir
+    sightline_testkit::fixture("README.md");
+    sightline_testkit::fixtures()
 }
 
 fn sightline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(args)
-        .output()
-        .expect("run sightline")
+    Sightline::new(SIGHTLINE).output(args)
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sightline-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    let _ = fs_err::remove_dir_all(&dir);
+    fs_err::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).expect("read overlay");
+    let bytes = fs_err::read(path).expect("read overlay");
     assert_eq!(
         &bytes[..8],
         b"\x89PNG\r\n\x1a\n",
@@ -51,7 +42,7 @@ fn predict_writes_json_lines_and_overlays() {
     let fx = fixtures();
     let weights = fx.join("ultralytics/yolov8n-seg-widgets.pt");
     let expected: Value =
-        serde_json::from_slice(&std::fs::read(fx.join("expected/yolo/predictions.json")).unwrap())
+        serde_json::from_slice(&fs_err::read(fx.join("expected/yolo/predictions.json")).unwrap())
             .unwrap();
     let names = ["val_00001.jpg", "val_00003.jpg", "wide_320x200.jpg"];
     let images: Vec<String> = names
@@ -127,7 +118,7 @@ fn predict_writes_json_lines_and_overlays() {
             (w as u32, h as u32)
         );
     }
-    std::fs::remove_dir_all(&overlays).unwrap();
+    fs_err::remove_dir_all(&overlays).unwrap();
 }
 
 /// Without `--imgsz` the fixture detector runs at the size it was trained at (its
@@ -138,7 +129,7 @@ fn predict_defaults_to_the_checkpoint_training_size() {
     let fx = fixtures();
     let weights = fx.join("ultralytics/yolov8n-seg-widgets.pt");
     let expected: Value =
-        serde_json::from_slice(&std::fs::read(fx.join("expected/yolo/predictions.json")).unwrap())
+        serde_json::from_slice(&fs_err::read(fx.join("expected/yolo/predictions.json")).unwrap())
             .unwrap();
     let names = [
         "val_00001.jpg",

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
+use sightline_testkit::{
+    KillOnDrop as Server, Sightline, TestDatabase, fixtures, http, spawn_server,
+};
 
-use common::server::{KillOnDrop as Server, fixtures, http, spawn_server};
+use crate::support::{SIGHTLINE, redactions};
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -33,29 +35,21 @@ struct Env {
 }
 
 impl Env {
+    fn bin(&self) -> Sightline {
+        Sightline::with_env_home(SIGHTLINE, self.home.path(), &self.db_url)
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        c.args(args)
-            .current_dir(self.home.path())
-            .env("SIGHTLINE_HOME", self.home.path().join(".sightline"))
-            .env("DATABASE_URL", &self.db_url)
-            .env_remove("SIGHTLINE_API_TOKENS");
-        c
+        self.bin().command(args)
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let r = self.bin().run(args);
+        (r.success(), r.stdout, r.stderr)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "sightline {args:?} failed:\n{out}\n{err}");
-        out
+        self.bin().ok(args)
     }
 }
 
@@ -92,7 +86,7 @@ fn lifecycle(db_url: String) {
         db_url,
     };
     let cfg = env.home.path().join("widget.yaml");
-    std::fs::write(&cfg, MANIFEST).unwrap();
+    fs_err::write(&cfg, MANIFEST).unwrap();
     let cfg = cfg.to_str().unwrap();
     let ckpt = fixtures().join("ultralytics/yolov8n-seg-widgets.pt");
     assert!(ckpt.is_file(), "missing fixture {}", ckpt.display());
@@ -126,6 +120,8 @@ fn lifecycle(db_url: String) {
         serde_json::from_str(&env.ok(&["--json", "model", "list", "--project", "widget_line_a"]))
             .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
+    let snap = redactions(env.home.path());
+    insta::assert_json_snapshot!("model_list", snap.apply(&list));
     // Gates: no evaluation recorded -> refused; --force is recorded.
     let (ok, _, err) = env.run(&[
         "model",
@@ -150,12 +146,13 @@ fn lifecycle(db_url: String) {
     let aliases: Value =
         serde_json::from_str(&env.ok(&["--json", "model", "alias", "list"])).unwrap();
     assert_eq!(aliases.as_array().unwrap().len(), 2, "{aliases}");
+    insta::assert_json_snapshot!("model_alias_list", snap.apply(&aliases));
 
     let (server, addr) = start_server(&env);
     wait_serving(&addr, 1);
     let images: Vec<Vec<u8>> = ["val_00000.jpg", "val_00001.jpg", "wide_320x200.jpg"]
         .iter()
-        .map(|n| std::fs::read(fixtures().join("images").join(n)).unwrap())
+        .map(|n| fs_err::read(fixtures().join("images").join(n)).unwrap())
         .collect();
     // Concurrent load while the alias moves to v2 through the CLI.
     let clients: Vec<_> = (0..3)
@@ -207,6 +204,10 @@ fn lifecycle(db_url: String) {
         (200, Some(2)),
         "{v}"
     );
+    insta::assert_json_snapshot!("inspect_response", snap.apply(&v));
+    let (s, health) = http(&addr, "GET", "/health", "text/plain", b"");
+    assert_eq!(s, 200, "{health}");
+    insta::assert_json_snapshot!("health", snap.apply(&health));
     let total = seen.len() as i64 + 1;
     // Every request reaches the history (the log writer is asynchronous).
     let start = Instant::now();
@@ -242,11 +243,11 @@ fn lifecycle(db_url: String) {
 #[test]
 fn serve_register_promote_inspect_history_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    lifecycle(format!("sqlite://{}", dir.path().join("e2e.db").display()));
+    lifecycle(TestDatabase::sqlite(dir.path(), "e2e.db").url().to_string());
 }
 
 #[test]
 fn serve_register_promote_inspect_history_postgres() {
-    let t = sightline_db::testing::PgTestDatabase::create().unwrap();
+    let t = TestDatabase::postgres();
     lifecycle(t.url().to_string());
 }

@@ -7,9 +7,7 @@
 
 use std::path::Path;
 
-mod common;
-
-use common::train_env::{Env, MANIFEST, done, metrics};
+use crate::support::train_env::{Env, MANIFEST, done, metrics};
 
 fn total_loss(epoch: &serde_json::Value) -> f64 {
     epoch["losses"]
@@ -82,7 +80,7 @@ async fn scenario(env: &Env) {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let conf: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(conf["dataset_version"], version.as_str());
     db_checks(env, &id, &version, 3).await;
     // the checkpoint predicts with the trained class names
@@ -134,7 +132,7 @@ async fn scenario(env: &Env) {
     db_checks(env, &c, &version, 2).await;
 
     // a classification-only version is refused, and leaves no experiment behind
-    let before = std::fs::read_dir(env.experiments()).unwrap().count();
+    let before = fs_err::read_dir(env.experiments()).unwrap().count();
     env.ok(&[
         "dataset",
         "ingest",
@@ -146,10 +144,7 @@ async fn scenario(env: &Env) {
     ]);
     let e = env.fail(&["train", "detector", "--config", "tiny.yaml"]);
     assert!(e.contains("no object instances"), "{e}");
-    assert_eq!(
-        std::fs::read_dir(env.experiments()).unwrap().count(),
-        before
-    );
+    assert_eq!(fs_err::read_dir(env.experiments()).unwrap().count(), before);
     let e = env.fail(&["train", "detector", "--resume", "nope"]);
     assert!(e.contains("not found"), "{e}");
 }
@@ -176,7 +171,7 @@ async fn train_detector_on_postgres() {
 #[test]
 fn project_must_be_applied() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
+    fs_err::write(
         tmp.path().join("other.yaml"),
         MANIFEST.replace("tiny", "other"),
     )

@@ -6,9 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::train_env::{Env, done};
+use crate::support::train_env::{Env, done};
 
 #[test]
 fn register_takes_dataset_version_from_experiment() {
@@ -78,7 +76,7 @@ fn register_takes_dataset_version_from_experiment() {
     assert!(e.contains("--config"), "{e}");
 
     // A checkpoint outside any experiment folder: no lineage, the flags as given.
-    std::fs::copy(tmp.path().join(&last), tmp.path().join("copy.safetensors")).unwrap();
+    fs_err::copy(tmp.path().join(&last), tmp.path().join("copy.safetensors")).unwrap();
     let m: serde_json::Value = serde_json::from_str(&env.ok(&[
         "--json",
         "register",

@@ -8,12 +8,10 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use common::train_env::{Env, done, metrics};
+use crate::support::train_env::{Env, done, metrics};
 
 /// Kills the child if the test fails before it exits.
 struct Child(std::process::Child);

@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::Path;
 
-use common::server::fixtures;
-use common::train_env::{Env, MANIFEST, done, metrics};
+use crate::support::train_env::{Env, MANIFEST, done, metrics};
 use serde_json::Value;
+use sightline_testkit::fixtures;
 
 /// One epoch from `weights`; returns the done event and the run's stderr.
 fn train_from(env: &Env, config: &str, weights: &Path) -> (Value, String) {
@@ -60,7 +58,7 @@ fn best(env: &Env, done: &Value) -> String {
 
 /// The first file (by name) in the first non-empty class folder under `dir`.
 fn first_file(dir: &Path) -> std::path::PathBuf {
-    let mut classes: Vec<_> = std::fs::read_dir(dir)
+    let mut classes: Vec<_> = fs_err::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -68,7 +66,7 @@ fn first_file(dir: &Path) -> std::path::PathBuf {
     classes
         .iter()
         .find_map(|c| {
-            let mut files: Vec<_> = std::fs::read_dir(c)
+            let mut files: Vec<_> = fs_err::read_dir(c)
                 .ok()?
                 .map(|e| e.unwrap().path())
                 .collect();
@@ -84,7 +82,7 @@ fn detector_from_ultralytics_checkpoints() {
     let env = Env::new(tmp.path(), None, "detector");
     env.tiny_data();
     // `yolov8-seg` without a scale: the scale comes from the starting checkpoint
-    std::fs::write(
+    fs_err::write(
         env.home.join("any_scale.yaml"),
         MANIFEST.replace("name: yolov8n-seg", "name: yolov8-seg"),
     )

@@ -6,31 +6,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sightline_db::testing::PgTestDatabase;
+use sightline_testkit::Sightline;
+
+use crate::support::SIGHTLINE;
 
 fn manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("models/configs/widget_line_a.yaml")
+    sightline_testkit::seed_manifest()
 }
 
 /// Runs in `cwd` so that the default artifact folder (`<cwd>/artifacts`) is the test's own.
 fn sightline(cwd: &Path, db: &str, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+    let out = Sightline::new(SIGHTLINE)
         .current_dir(cwd)
-        .env_remove("DATABASE_URL")
-        .env_remove("SIGHTLINE_DATABASE_URL")
-        .env_remove("SIGHTLINE_HOME")
+        .env_removed(&["DATABASE_URL", "SIGHTLINE_DATABASE_URL", "SIGHTLINE_HOME"])
         .arg("--home")
         .arg(cwd.join("home"))
-        .args(["--database-url", db])
-        .args(args)
-        .output()
-        .unwrap();
+        .arg("--database-url")
+        .arg(db)
+        .output(args);
     assert!(
         out.status.success(),
         "sightline {args:?} failed:\n{}\n{}",
@@ -47,7 +43,7 @@ fn json(cwd: &Path, db: &str, args: &[&str]) -> serde_json::Value {
 }
 
 fn subdirs(p: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+    let mut v: Vec<PathBuf> = fs_err::read_dir(p)
         .map(|r| {
             r.filter_map(|e| e.ok())
                 .map(|e| e.path())
@@ -99,7 +95,7 @@ fn run_demo_twice(db: &str) {
     let experiments = subdirs(&cwd.join("artifacts/experiments"));
     assert_eq!(experiments.len(), 2, "{experiments:?}");
     for e in &experiments {
-        let metrics = std::fs::read_to_string(e.join("metrics.json")).unwrap();
+        let metrics = fs_err::read_to_string(e.join("metrics.json")).unwrap();
         assert!(metrics.contains("\"epoch\""), "{metrics}");
         assert!(e.join("weights/best.safetensors").exists(), "{e:?}");
     }

@@ -15,7 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -28,9 +28,11 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-mod common;
+use sightline_testkit::{
+    KillOnDrop as Killed, Sightline, fixtures, free_port, spawn_server, wait_until,
+};
 
-use common::server::{KillOnDrop as Killed, fixtures, spawn_server};
+use crate::support::SIGHTLINE;
 
 const PROJECT: &str = "widget_line_a";
 const TOKEN: &str = "ui-test-admin-secret";
@@ -54,7 +56,7 @@ fn screenshot_dir() -> PathBuf {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots")
         });
-    std::fs::create_dir_all(&dir).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
     dir
 }
 
@@ -72,33 +74,23 @@ struct Env {
 }
 
 impl Env {
+    fn bin(&self) -> Sightline {
+        Sightline::with_env_home(SIGHTLINE, self.home.path(), &self.db_url)
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        c.args(args)
-            .current_dir(self.home.path())
-            .env("SIGHTLINE_HOME", self.home.path().join(".sightline"))
-            .env("DATABASE_URL", &self.db_url)
-            .env_remove("SIGHTLINE_API_TOKENS");
-        c
+        self.bin().command(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "sightline {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.bin().ok(args)
     }
 }
 
-/// A child process killed when dropped (server, chromedriver).
 /// Minimal HTTP/1.1 client with the admin token (one request per connection).
 fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
-    common::server::http_with(addr, method, path, content_type, &auth, body)
+    sightline_testkit::http_with(addr, method, path, content_type, &auth, body)
 }
 
 fn start_server(env: &Env) -> (Killed, String) {
@@ -111,25 +103,6 @@ fn start_server(env: &Env) -> (Killed, String) {
         "--token",
         &format!("ui:admin:{TOKEN}"),
     ]))
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Start chromedriver on a free port; fail with an install hint when it is missing.
@@ -250,7 +223,7 @@ impl Ui {
     async fn shot(&self, name: &str) {
         let png = self.c.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "screenshot of {name}");
-        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        fs_err::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 }
 
@@ -265,7 +238,7 @@ fn browser_dashboard_history_review_datasets() {
         db_url: format!("sqlite://{}", dir.path().join("ui.db").display()),
     };
     let cfg = env.home.path().join("widget.yaml");
-    std::fs::write(&cfg, MANIFEST).unwrap();
+    fs_err::write(&cfg, MANIFEST).unwrap();
     let cfg = cfg.to_str().unwrap();
     env.ok(&["project", "apply", cfg]);
     let data = env.home.path().join("synthetic");
@@ -340,7 +313,7 @@ fn browser_dashboard_history_review_datasets() {
         .iter()
         .enumerate()
     {
-        let img = std::fs::read(fixtures().join("images").join(name)).unwrap();
+        let img = fs_err::read(fixtures().join("images").join(name)).unwrap();
         let (s, v) = http(
             &addr,
             "POST",

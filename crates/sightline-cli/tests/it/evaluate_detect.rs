@@ -11,9 +11,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
+use sightline_testkit::{KillOnDrop as Server, Sightline, fixtures, http, spawn_server};
 
-use common::server::{KillOnDrop as Server, fixtures, http, spawn_server};
+use crate::support::SIGHTLINE;
 
 /// Classes of the fixture checkpoint are scratch, dent, ng: all labels of this project. `max_ng_ratio: 1.0` so
 /// that only `--min-map` decides the promotions below.
@@ -43,31 +43,23 @@ impl Env {
         Self { dir, db_url }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("SIGHTLINE_HOME", self.dir.path().join(".sightline"))
-            .env("DATABASE_URL", &self.db_url)
+    fn bin(&self) -> Sightline {
+        Sightline::with_env_home(SIGHTLINE, self.dir.path(), &self.db_url)
             .env_remove("SIGHTLINE_DATABASE_URL")
-            .env_remove("SIGHTLINE_API_TOKENS")
-            .env_remove("SIGHTLINE_API_TOKEN");
-        c
+            .env_remove("SIGHTLINE_API_TOKEN")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.bin().command(args)
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let r = self.bin().run(args);
+        (r.success(), r.stdout, r.stderr)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "sightline {args:?} failed:\n{out}\n{err}");
-        out
+        self.bin().ok(args)
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -82,7 +74,7 @@ fn start_server(env: &Env) -> (Server, String) {
 /// Project, a tiny synthetic data set ingested as a version, and the fixture checkpoint in an experiment folder.
 fn setup(env: &Env) -> PathBuf {
     let manifest = env.path("widget_line_a.yaml");
-    std::fs::write(&manifest, MANIFEST).unwrap();
+    fs_err::write(&manifest, MANIFEST).unwrap();
     env.ok(&["project", "apply", manifest.to_str().unwrap()]);
     env.ok(&[
         "demo", "generate", "--out", "gen", "--train", "1", "--val", "4", "--size", "128",
@@ -97,8 +89,8 @@ fn setup(env: &Env) -> PathBuf {
         "coco",
     ]);
     let weights = env.path(&format!("artifacts/experiments/{EXPERIMENT}/weights"));
-    std::fs::create_dir_all(&weights).unwrap();
-    std::fs::copy(
+    fs_err::create_dir_all(&weights).unwrap();
+    fs_err::copy(
         fixtures().join("ultralytics/yolov8n-seg-widgets.pt"),
         weights.join("best.pt"),
     )
@@ -215,7 +207,7 @@ fn evaluate_detector_reports_records_posts_and_gates_promotion() {
     );
     let name = dir.file_name().unwrap().to_str().unwrap();
     assert!(name.starts_with("widget_line_a-detector-"), "{name}");
-    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let report: Value = serde_json::from_slice(&fs_err::read(&json_path).unwrap()).unwrap();
     assert_eq!(report["task"], "detect");
     assert_eq!(report["dataset"]["split"], "val");
     assert_eq!(report["dataset"]["images"], 4);
@@ -266,7 +258,7 @@ fn evaluate_detector_reports_records_posts_and_gates_promotion() {
                 .starts_with("data:image/jpeg;base64,")
         );
     }
-    let html = std::fs::read_to_string(&html_path).unwrap();
+    let html = fs_err::read_to_string(&html_path).unwrap();
     assert!(html.contains("COCO metrics") && html.contains("At the operating point"));
     assert!(html.matches("<svg").count() >= 4);
 
@@ -367,7 +359,7 @@ fn evaluate_detector_reports_records_posts_and_gates_promotion() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let mut images: Vec<PathBuf> = std::fs::read_dir(env.path("gen/images/val"))
+    let mut images: Vec<PathBuf> = fs_err::read_dir(env.path("gen/images/val"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -380,7 +372,7 @@ fn evaluate_detector_reports_records_posts_and_gates_promotion() {
             "POST",
             "/projects/widget_line_a/inspect",
             "image/jpeg",
-            &std::fs::read(im).unwrap(),
+            &fs_err::read(im).unwrap(),
         );
         assert_eq!(s, 200, "{v}");
         served += v["detections"].as_array().unwrap().len();
@@ -486,11 +478,11 @@ fn evaluate_detector_needs_project_labels_for_checkpoint_classes() {
         "rep2",
     ]);
     let r: Value =
-        serde_json::from_slice(&std::fs::read(env.path("rep2/report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(env.path("rep2/report.json")).unwrap()).unwrap();
     assert_eq!(r["dataset"]["images"], 4);
     assert_eq!(r["dataset"]["version"], Value::Null);
     let a: Value =
-        serde_json::from_slice(&std::fs::read(env.path("rep/report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(env.path("rep/report.json")).unwrap()).unwrap();
     assert_eq!(r["detection"]["coco_mask"], a["detection"]["coco_mask"]);
 }
 
@@ -532,7 +524,7 @@ fn evaluate_detector_same_metrics_on_burn_and_onnxruntime() {
             "--runtime {runtime}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        serde_json::from_slice(&std::fs::read(env.path(&out).join("report.json")).unwrap()).unwrap()
+        serde_json::from_slice(&fs_err::read(env.path(&out).join("report.json")).unwrap()).unwrap()
     };
     let burn = evaluate("burn");
     let ort = evaluate("onnxruntime");

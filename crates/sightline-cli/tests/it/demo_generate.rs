@@ -2,8 +2,12 @@
 
 use std::process::Command;
 
+use sightline_testkit::Sightline;
+
+use crate::support::SIGHTLINE;
+
 fn sightline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sightline"))
+    Sightline::new(SIGHTLINE).command(&[])
 }
 
 #[test]
@@ -33,13 +37,13 @@ fn generates_the_same_coco_data_twice_and_refuses_to_overwrite() {
         "images/train/train_00004.jpg",
     ] {
         assert_eq!(
-            std::fs::read(tmp.path().join("a").join(rel)).unwrap(),
-            std::fs::read(tmp.path().join("b").join(rel)).unwrap(),
+            fs_err::read(tmp.path().join("a").join(rel)).unwrap(),
+            fs_err::read(tmp.path().join("b").join(rel)).unwrap(),
             "{rel}"
         );
     }
     let coco: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(tmp.path().join("a/annotations/instances_train.json")).unwrap(),
+        &fs_err::read(tmp.path().join("a/annotations/instances_train.json")).unwrap(),
     )
     .unwrap();
     let names: Vec<&str> = coco["categories"]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
+use sightline_testkit::{Sightline, fixtures, spawn_server};
 
-use common::server::{fixtures, spawn_server};
+use crate::support::SIGHTLINE;
 
 const MANIFEST: &str = "project: bench_line
 labels: [ok, ng, scratch, dent]
@@ -30,31 +30,23 @@ struct Env {
 }
 
 impl Env {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        c.args(args)
-            .current_dir(self.home.path())
-            .env("SIGHTLINE_HOME", self.home.path().join(".sightline"))
-            .env("DATABASE_URL", &self.db_url)
+    fn bin(&self) -> Sightline {
+        Sightline::with_env_home(SIGHTLINE, self.home.path(), &self.db_url)
             .env_remove("SIGHTLINE_DATABASE_URL")
-            .env_remove("SIGHTLINE_API_TOKENS")
-            .env_remove("SIGHTLINE_API_TOKEN");
-        c
+            .env_remove("SIGHTLINE_API_TOKEN")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.bin().command(args)
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let r = self.bin().run(args);
+        (r.success(), r.stdout, r.stderr)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "sightline {args:?} failed:\n{out}\n{err}");
-        out
+        self.bin().ok(args)
     }
 }
 
@@ -83,7 +75,7 @@ fn bench_serve_reports_every_request() {
         db_url: format!("sqlite://{}", dir.path().join("b.db").display()),
     };
     let cfg = env.home.path().join("bench.yaml");
-    std::fs::write(&cfg, MANIFEST).unwrap();
+    fs_err::write(&cfg, MANIFEST).unwrap();
     let cfg = cfg.to_str().unwrap();
     env.ok(&["project", "apply", cfg]);
     let ckpt = fixtures().join("torchvision/mobilenet_v3_small-widgets.pth");

@@ -5,14 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use sightline_db::corrections::{Action, CorrectedInstance, NewCorrection};
 use sightline_db::inference_log::{InferenceLogRow, JsonValue};
+use sightline_testkit::Sightline;
+
+use crate::support::SIGHTLINE;
 
 fn seed() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml")
+    sightline_testkit::seed_manifest()
 }
 
 fn png(seed: u8) -> Vec<u8> {
@@ -30,23 +33,7 @@ fn png(seed: u8) -> Vec<u8> {
 }
 
 fn run(home: &Path, url: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    for var in [
-        "SIGHTLINE_HOME",
-        "SIGHTLINE_DATABASE_URL",
-        "DATABASE_URL",
-        "SIGHTLINE_CONFIG",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home")
-        .arg(home)
-        .args(["--database-url", url])
-        .current_dir(home)
-        .args(args)
-        .output()
-        .unwrap()
+    Sightline::with_flags(SIGHTLINE, home, Some(url)).output(args)
 }
 
 fn ok(home: &Path, url: &str, args: &[&str]) -> String {
@@ -62,7 +49,7 @@ fn ok(home: &Path, url: &str, args: &[&str]) -> String {
 async fn scenario(url: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    fs_err::create_dir_all(&home).unwrap();
     ok(&home, url, &["project", "apply", seed().to_str().unwrap()]);
     let p = "widget_line_a";
 
@@ -79,8 +66,8 @@ async fn scenario(url: &str) {
     // Version 1 from an image folder.
     let src = tmp.path().join("src");
     for (split, label, seed) in [("train", "ok", 1u8), ("val", "ng", 2)] {
-        std::fs::create_dir_all(src.join(split).join(label)).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(src.join(split).join(label)).unwrap();
+        fs_err::write(
             src.join(split).join(label).join(format!("{seed}.png")),
             png(seed),
         )
@@ -211,9 +198,9 @@ async fn scenario(url: &str) {
         ],
     );
     let img = co.join("images/corrections").join(format!("{rid}.png"));
-    assert_eq!(std::fs::read(&img).unwrap(), bytes);
+    assert_eq!(fs_err::read(&img).unwrap(), bytes);
     let ann: Value =
-        serde_json::from_slice(&std::fs::read(co.join("annotations.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(co.join("annotations.json")).unwrap()).unwrap();
     let rec = ann["images"]
         .as_array()
         .unwrap()

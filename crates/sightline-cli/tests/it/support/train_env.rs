@@ -1,10 +1,16 @@
 //! Shared by the `sightline train` binary tests: a temp home with the tiny project applied,
-//! a tiny synthetic data set, and runners for the real binary.
+//! a tiny synthetic data set, and runners for the real binary (a [`Sightline`] from the test
+//! kit with `--home` and `--database-url`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use sightline_testkit::Sightline;
+use sightline_testkit::db::sqlite_url;
+
+use super::SIGHTLINE;
 
 pub const MANIFEST: &str = "project: tiny
 labels: [ok, ng, scratch, dent]
@@ -26,6 +32,7 @@ models:
       batch_size: 4
       imgsz: 64\n";
 
+/// A home with the tiny project applied, for one training pipeline.
 pub struct Env {
     pub home: PathBuf,
     pub database_url: String,
@@ -35,42 +42,32 @@ pub struct Env {
 
 impl Env {
     pub fn new(home: &Path, database_url: Option<String>, pipeline: &'static str) -> Self {
-        std::fs::create_dir_all(home).unwrap();
-        let database_url = database_url
-            .unwrap_or_else(|| format!("sqlite://{}", home.join("sightline.db").display()));
+        fs_err::create_dir_all(home).unwrap();
+        let database_url = database_url.unwrap_or_else(|| sqlite_url(&home.join("sightline.db")));
         let e = Env {
             home: home.to_path_buf(),
             database_url,
             pipeline,
         };
-        std::fs::write(home.join("tiny.yaml"), MANIFEST).unwrap();
+        fs_err::write(home.join("tiny.yaml"), MANIFEST).unwrap();
         e.ok(&["project", "apply", "tiny.yaml"]);
         e
     }
 
+    /// The binary with `--home` and `--database-url`, in the home folder, without the caller's
+    /// settings variables.
+    fn bin(&self) -> Sightline {
+        Sightline::with_flags(SIGHTLINE, &self.home, Some(&self.database_url))
+            .env_removed(&["SIGHTLINE_ARTIFACTS_ROOT", "SIGHTLINE_ARTIFACTS_BACKEND"])
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        self.bin().output(args)
     }
 
     /// The binary with this environment's home and database, in the home folder.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_HOME",
-            "SIGHTLINE_DATABASE_URL",
-            "DATABASE_URL",
-            "SIGHTLINE_CONFIG",
-            "SIGHTLINE_ARTIFACTS_ROOT",
-            "SIGHTLINE_ARTIFACTS_BACKEND",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.arg("--home")
-            .arg(&self.home)
-            .args(["--database-url", &self.database_url]);
-        cmd.current_dir(&self.home).args(args);
-        cmd
+        self.bin().command(args)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -136,5 +133,5 @@ pub fn done(events: &[serde_json::Value]) -> &serde_json::Value {
 }
 
 pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+    serde_json::from_str(&fs_err::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
 }

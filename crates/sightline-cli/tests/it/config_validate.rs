@@ -3,29 +3,32 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use sightline_testkit::Sightline;
+
+use crate::support::SIGHTLINE;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    sightline_testkit::workspace_root()
 }
 
 /// The binary in a clean environment, run from `cwd`.
 fn sightline(cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    for var in [
-        "SIGHTLINE_HOME",
-        "SIGHTLINE_DATABASE_URL",
-        "DATABASE_URL",
-        "SIGHTLINE_CONFIG",
-        "SIGHTLINE_ARTIFACTS_BACKEND",
-        "SIGHTLINE_ARTIFACTS_ROOT",
-        "SIGHTLINE_S3_BUCKET",
-        "SIGHTLINE_WEIGHTS_DIR",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(cwd).args(args).output().unwrap()
+    Sightline::new(SIGHTLINE)
+        .current_dir(cwd)
+        .env_removed(&[
+            "SIGHTLINE_HOME",
+            "SIGHTLINE_DATABASE_URL",
+            "DATABASE_URL",
+            "SIGHTLINE_CONFIG",
+            "SIGHTLINE_ARTIFACTS_BACKEND",
+            "SIGHTLINE_ARTIFACTS_ROOT",
+            "SIGHTLINE_S3_BUCKET",
+            "SIGHTLINE_WEIGHTS_DIR",
+            "RUST_LOG",
+        ])
+        .output(args)
 }
 
 fn text(b: &[u8]) -> String {
@@ -44,7 +47,7 @@ fn seed_manifest_is_valid() {
 #[test]
 fn every_error_is_printed_with_file_line_column_and_exit_is_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
+    fs_err::write(
         dir.path().join("bad.yaml"),
         "project: line_a\nlabels: [ok, ok, \"\"]\nmodels:\n  detector:\n    name: yolov9-seg\n  business_rules:\n    max_ng_ratio: 2\n",
     )
@@ -76,7 +79,7 @@ fn every_error_is_printed_with_file_line_column_and_exit_is_non_zero() {
 #[test]
 fn missing_file_and_json_output() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.yaml"), "project: p\nlabels: [a]\nmodels:\n  classifier:\n    name: mobilenet_v3_small\n    hyperparameters:\n      batch_size: big\n").unwrap();
+    fs_err::write(dir.path().join("x.yaml"), "project: p\nlabels: [a]\nmodels:\n  classifier:\n    name: mobilenet_v3_small\n    hyperparameters:\n      batch_size: big\n").unwrap();
     let out = sightline(
         dir.path(),
         &["--json", "config", "validate", "x.yaml", "nope.yaml"],
@@ -100,30 +103,28 @@ fn missing_file_and_json_output() {
 #[test]
 fn settings_layering_file_env_flag() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
+    fs_err::write(
         dir.path().join("sightline.toml"),
         "home = \"from-file\"\n[artifacts]\nroot = \"store\"\n",
     )
     .unwrap();
     let show = |extra_env: &[(&str, &str)], args: &[&str]| -> serde_json::Value {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_HOME",
-            "SIGHTLINE_DATABASE_URL",
-            "DATABASE_URL",
-            "SIGHTLINE_CONFIG",
-            "SIGHTLINE_RUNTIME",
-            "SIGHTLINE_ONNXRUNTIME_LIBRARY",
-            "ORT_DYLIB_PATH",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let out = cmd
+        let mut bin = Sightline::new(SIGHTLINE)
             .current_dir(dir.path())
-            .args(args)
+            .env_removed(&[
+                "SIGHTLINE_HOME",
+                "SIGHTLINE_DATABASE_URL",
+                "DATABASE_URL",
+                "SIGHTLINE_CONFIG",
+                "SIGHTLINE_RUNTIME",
+                "SIGHTLINE_ONNXRUNTIME_LIBRARY",
+                "ORT_DYLIB_PATH",
+            ]);
+        for (k, v) in extra_env {
+            bin = bin.env(k, v);
+        }
+        let out = bin
+            .command(args)
             .args(["--json", "config", "settings"])
             .output()
             .unwrap();
@@ -154,7 +155,7 @@ fn settings_layering_file_env_flag() {
             .contains("not configured")
     );
     let lib = dir.path().join("libonnxruntime.so.1.32.0");
-    std::fs::write(&lib, b"not loaded by `config settings`").unwrap();
+    fs_err::write(&lib, b"not loaded by `config settings`").unwrap();
     let lib_s = lib.to_str().unwrap();
     let v = show(&[("SIGHTLINE_ONNXRUNTIME_LIBRARY", lib_s)], &[]);
     assert_eq!(v["runtime"]["name"], "onnxruntime", "{v}");
@@ -192,20 +193,16 @@ fn settings_layering_file_env_flag() {
 fn runtime_install_then_show() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_RUNTIME",
-            "SIGHTLINE_ONNXRUNTIME_LIBRARY",
-            "ORT_DYLIB_PATH",
-            "SIGHTLINE_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.current_dir(dir.path())
+        Sightline::new(SIGHTLINE)
+            .current_dir(dir.path())
+            .env_removed(&[
+                "SIGHTLINE_RUNTIME",
+                "SIGHTLINE_ONNXRUNTIME_LIBRARY",
+                "ORT_DYLIB_PATH",
+                "SIGHTLINE_CONFIG",
+            ])
             .env("SIGHTLINE_HOME", dir.path().join("home"))
-            .args(args)
-            .output()
-            .unwrap()
+            .output(args)
     };
     let before = run(&["--json", "runtime", "show"]);
     assert!(before.status.success(), "{}", text(&before.stderr));

@@ -1,25 +1,16 @@
-//! Shared by the binary tests that start `sightline serve`: the fixtures folder, a child
-//! process killed on drop, starting a server on a free port, and a minimal HTTP/1.1 client.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! Child processes killed on drop, `sightline serve` started on a free port, and a minimal
+//! HTTP/1.1 client (one request per connection).
 
 use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// `$SIGHTLINE_FIXTURES`, else `../shared/fixtures` beside the workspace.
-pub fn fixtures() -> PathBuf {
-    std::env::var_os("SIGHTLINE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
-}
-
-/// A child process (server, chromedriver) killed and reaped when dropped.
+/// A child process (server, chromedriver, moto) killed and reaped when dropped.
+#[derive(Debug)]
 pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
@@ -49,6 +40,30 @@ pub fn spawn_server<C: BorrowMut<Command>>(mut cmd: C) -> (KillOnDrop, String) {
         .unwrap_or_else(|| panic!("unexpected first line of serve: {line:?}"))
         .to_string();
     (child, addr)
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `f` every 100 ms until it holds.
+///
+/// # Panics
+/// After `secs` seconds, naming `what`.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// One request per connection; `headers` are extra `Name: value\r\n` lines. Returns the status

@@ -4,13 +4,18 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn fixtures() -> PathBuf {
-    std::env::var_os("SIGHTLINE_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-        PathBuf::from,
-    )
+use sightline_testkit::{Sightline, fixtures};
+
+use crate::support::{SIGHTLINE, redactions};
+
+/// The binary run in `dir` without the caller's database or home variables.
+fn sightline_in(dir: &Path) -> Sightline {
+    Sightline::new(SIGHTLINE).current_dir(dir).env_removed(&[
+        "DATABASE_URL",
+        "SIGHTLINE_DATABASE_URL",
+        "SIGHTLINE_HOME",
+    ])
 }
 
 /// Accepts one request, answers 200 and returns its body.
@@ -48,15 +53,15 @@ fn copy_val_split(data: &Path) -> usize {
     let src = fixtures().join("widgets-a/classify/val");
     let mut n = 0;
     for label in ["ok", "ng", "scratch", "dent"] {
-        let mut files: Vec<_> = std::fs::read_dir(src.join(label))
+        let mut files: Vec<_> = fs_err::read_dir(src.join(label))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
         assert!(!files.is_empty(), "no fixture images for {label}");
-        std::fs::create_dir_all(data.join(label)).unwrap();
+        fs_err::create_dir_all(data.join(label)).unwrap();
         for f in &files {
-            std::fs::copy(f, data.join(label).join(f.file_name().unwrap())).unwrap();
+            fs_err::copy(f, data.join(label).join(f.file_name().unwrap())).unwrap();
             n += 1;
         }
     }
@@ -64,18 +69,12 @@ fn copy_val_split(data: &Path) -> usize {
 }
 
 fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml")
+    sightline_testkit::seed_manifest()
 }
 
 /// The ONNX Runtime library the tests run on: `$SIGHTLINE_ONNXRUNTIME_LIBRARY` (`.ci/run` sets it).
 fn onnxruntime_library() -> PathBuf {
-    let p = std::env::var_os("SIGHTLINE_ONNXRUNTIME_LIBRARY").map(PathBuf::from);
-    match p {
-        Some(p) if p.is_file() => p,
-        p => panic!(
-            "set SIGHTLINE_ONNXRUNTIME_LIBRARY to an ONNX Runtime shared library (libonnxruntime.so.*); got {p:?}"
-        ),
-    }
+    sightline_testkit::onnxruntime_library()
 }
 
 #[test]
@@ -89,11 +88,8 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
     let config = manifest();
     let out = tmp.path().join("report");
     let (url, server) = one_shot_server();
-    let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .current_dir(tmp.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("SIGHTLINE_DATABASE_URL")
-        .env_remove("SIGHTLINE_HOME")
+    let o = sightline_in(tmp.path())
+        .command(&[])
         .args(["evaluate", "--task", "classify", "--config"])
         .arg(&config)
         .arg("--checkpoint")
@@ -113,7 +109,13 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
     assert!(stdout.contains("top-1"), "{stdout}");
 
     let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(out.join("report.json")).unwrap()).unwrap();
+    insta::assert_json_snapshot!(
+        "classify_report_json",
+        redactions(tmp.path())
+            .key("gallery", "[gallery]")
+            .apply(&report)
+    );
     let c = &report["classification"];
     assert_eq!(c["samples"], n);
     assert_eq!(report["dataset"]["images"], n);
@@ -146,7 +148,7 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
             .any(|r| r["rule"] == "max_ng_ratio")
     );
 
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let html = fs_err::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains(&format!("{top1:.4}")) && html.contains("Confusion matrix"));
     assert!(html.matches("<svg").count() >= 3);
 
@@ -215,12 +217,9 @@ fn evaluate_classifier_same_metrics_on_burn_and_onnxruntime() {
     let n = copy_val_split(&data);
     let evaluate = |runtime: &str| -> serde_json::Value {
         let out = tmp.path().join(format!("report-{runtime}"));
-        let o = Command::new(env!("CARGO_BIN_EXE_sightline"))
-            .current_dir(tmp.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("SIGHTLINE_DATABASE_URL")
-            .env_remove("SIGHTLINE_HOME")
+        let o = sightline_in(tmp.path())
             .env_remove("SIGHTLINE_RUNTIME")
+            .command(&[])
             .args(["evaluate", "--task", "classify", "--config"])
             .arg(manifest())
             .arg("--checkpoint")
@@ -244,7 +243,7 @@ fn evaluate_classifier_same_metrics_on_burn_and_onnxruntime() {
             "--runtime {runtime}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+        serde_json::from_slice(&fs_err::read(out.join("report.json")).unwrap()).unwrap()
     };
     let burn = evaluate("burn");
     let ort = evaluate("onnxruntime");

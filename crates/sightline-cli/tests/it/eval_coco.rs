@@ -2,24 +2,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
+use sightline_testkit::{Sightline, fixtures};
 
-fn fixtures() -> PathBuf {
-    match std::env::var_os("SIGHTLINE_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-    }
-}
+use crate::support::SIGHTLINE;
 
 fn sightline(args: &[&str]) -> std::process::Output {
     let home =
         std::env::temp_dir().join(format!("sightline-eval-coco-test-{}", std::process::id()));
-    Command::new(env!("CARGO_BIN_EXE_sightline"))
+    Sightline::new(SIGHTLINE)
         .env("SIGHTLINE_HOME", &home)
-        .args(args)
-        .output()
-        .unwrap()
+        .output(args)
 }
 
 #[test]
@@ -28,7 +20,7 @@ fn eval_coco_matches_pycocotools_on_the_fixture() {
     let gt = dir.join("widgets-a/annotations/instances_val.json");
     let dt = dir.join("expected/coco_eval/detections_val.json");
     let want: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("expected/coco_eval/pycocotools_stats.json")).unwrap(),
+        &fs_err::read_to_string(dir.join("expected/coco_eval/pycocotools_stats.json")).unwrap(),
     )
     .unwrap();
     for ty in ["bbox", "segm"] {
@@ -84,7 +76,7 @@ fn eval_coco_reports_malformed_files() {
     let dir = fixtures();
     let gt = dir.join("widgets-a/annotations/instances_val.json");
     let bad = std::env::temp_dir().join(format!("sightline-bad-dt-{}.json", std::process::id()));
-    std::fs::write(
+    fs_err::write(
         &bad,
         br#"[{"image_id": 1, "category_id": 1, "score": "high", "bbox": [1, 2, 3, 4]}]"#,
     )
@@ -96,7 +88,7 @@ fn eval_coco_reports_malformed_files() {
         "--dt",
         bad.to_str().unwrap(),
     ]);
-    std::fs::remove_file(&bad).unwrap();
+    fs_err::remove_file(&bad).unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -8,16 +8,15 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
+use sightline_testkit::{KillOnDrop, Sightline, fixtures, free_port, http, spawn_server};
 
-use common::server::{KillOnDrop, fixtures, http, spawn_server};
+use crate::support::SIGHTLINE;
 
 const BUCKET: &str = "sightline-e2e";
 const MANIFEST: &str = "project: widget_line_a
@@ -31,11 +30,7 @@ models:
 
 fn start_moto() -> (KillOnDrop, String) {
     let bin = std::env::var("MOTO_SERVER_BIN").unwrap_or_else(|_| "moto_server".into());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child: Child = Command::new(&bin)
         .args(["-p", &port.to_string(), "-H", "127.0.0.1"])
         .stdout(Stdio::null())
@@ -69,12 +64,8 @@ struct Machine {
 }
 
 impl Machine {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        c.args(args)
-            .current_dir(&self.dir)
-            .env("SIGHTLINE_HOME", self.dir.join(".sightline"))
-            .env("DATABASE_URL", &self.db_url)
+    fn bin(&self) -> Sightline {
+        Sightline::with_env_home(SIGHTLINE, &self.dir, &self.db_url)
             .env("SIGHTLINE_ARTIFACTS_BACKEND", "s3")
             .env("SIGHTLINE_S3_BUCKET", BUCKET)
             .env("SIGHTLINE_S3_PREFIX", "line-a")
@@ -85,18 +76,14 @@ impl Machine {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .env_remove("SIGHTLINE_API_TOKENS");
-        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.bin().command(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        let (o, e) = (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        assert!(out.status.success(), "sightline {args:?} failed:\n{o}\n{e}");
-        o
+        self.bin().ok(args)
     }
 
     fn register(&self, cfg: &str, ckpt: &str, alias: &str) -> Value {
@@ -122,7 +109,7 @@ fn files_under(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+        let Ok(rd) = fs_err::read_dir(&d) else {
             continue;
         };
         for e in rd {
@@ -148,7 +135,7 @@ fn register_on_one_machine_serve_from_s3_on_another() {
     let db_url = format!("sqlite://{}", tmp.path().join("shared.db").display());
     let machine = |name: &str| {
         let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         Machine {
             dir,
             db_url: db_url.clone(),
@@ -157,7 +144,7 @@ fn register_on_one_machine_serve_from_s3_on_another() {
     };
     let (a, b) = (machine("a"), machine("b"));
     let cfg = a.dir.join("widget.yaml");
-    std::fs::write(&cfg, MANIFEST).unwrap();
+    fs_err::write(&cfg, MANIFEST).unwrap();
     let cfg = cfg.to_str().unwrap();
     let ckpt = fixtures().join("ultralytics/yolov8n-seg-widgets.pt");
     assert!(ckpt.is_file(), "missing fixture {}", ckpt.display());
@@ -197,7 +184,7 @@ fn register_on_one_machine_serve_from_s3_on_another() {
         vec!["bundle.json", "model.onnx", "weights.pt"],
         "verified copy in B's cache"
     );
-    let image = std::fs::read(fixtures().join("images/val_00000.jpg")).unwrap();
+    let image = fs_err::read(fixtures().join("images/val_00000.jpg")).unwrap();
     let (status, v) = http(
         &addr,
         "POST",

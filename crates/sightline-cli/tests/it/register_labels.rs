@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
+use sightline_testkit::{KillOnDrop, Sightline, TestDatabase, fixtures, http, spawn_server};
 
-use common::server::{KillOnDrop, fixtures, http, spawn_server};
+use crate::support::SIGHTLINE;
 
 const MANIFEST: &str = "project: widget_line_a
 labels: [ok, ng, scratch, dent]
@@ -35,24 +35,18 @@ struct Env {
 }
 
 impl Env {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        c.args(args)
-            .current_dir(self.home.path())
-            .env("SIGHTLINE_HOME", self.home.path().join(".sightline"))
-            .env("DATABASE_URL", &self.db_url)
+    fn bin(&self) -> Sightline {
+        Sightline::with_env_home(SIGHTLINE, self.home.path(), &self.db_url)
             .env_remove("SIGHTLINE_DATABASE_URL")
-            .env_remove("SIGHTLINE_API_TOKENS");
-        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.bin().command(args)
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.cmd(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let r = self.bin().run(args);
+        (r.success(), r.stdout, r.stderr)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -95,14 +89,14 @@ fn dataset_version(env: &Env) -> String {
     let src = env.home.path().join("tiny");
     for label in ["ok", "ng"] {
         let from = fixtures().join("widgets-a/classify/train").join(label);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&from)
+        let mut files: Vec<PathBuf> = fs_err::read_dir(&from)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        std::fs::create_dir_all(src.join("train").join(label)).unwrap();
+        fs_err::create_dir_all(src.join("train").join(label)).unwrap();
         for f in files.iter().take(2) {
-            std::fs::copy(
+            fs_err::copy(
                 f,
                 src.join("train").join(label).join(f.file_name().unwrap()),
             )
@@ -134,7 +128,7 @@ fn scenario(db_url: String) {
         db_url,
     };
     let cfg = env.home.path().join("widget.yaml");
-    std::fs::write(&cfg, MANIFEST).unwrap();
+    fs_err::write(&cfg, MANIFEST).unwrap();
     let cfg = cfg.to_str().unwrap();
     env.json(&["project", "apply", cfg]);
     let foreign = foreign_checkpoint(env.home.path());
@@ -186,7 +180,7 @@ fn scenario(db_url: String) {
     let v2 = env.json(&["register", "--config", cfg, "--checkpoint", native]);
     assert_eq!(labels_of(&v2), ["scratch", "dent", "ng"]);
     let bundle: Value = serde_json::from_slice(
-        &std::fs::read(
+        &fs_err::read(
             env.home
                 .path()
                 .join("artifacts")
@@ -207,7 +201,7 @@ fn scenario(db_url: String) {
             .join("artifacts")
             .join(v["bundle_dir"].as_str().unwrap())
             .join("bundle.json");
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        serde_json::from_slice(&fs_err::read(path).unwrap()).unwrap()
     };
     assert_eq!(bundle_of(&v2)["preprocessing"]["imgsz"], 256);
     let err = env.fail(&[
@@ -262,7 +256,7 @@ fn scenario(db_url: String) {
     ]);
     let (server, addr) =
         spawn_server(env.cmd(&["serve", "--addr", "127.0.0.1:0", "--no-request-log"]));
-    let image = std::fs::read(fixtures().join("images/val_00003.jpg")).unwrap();
+    let image = fs_err::read(fixtures().join("images/val_00003.jpg")).unwrap();
     let start = Instant::now();
     let response = loop {
         let (status, v) = http(
@@ -290,12 +284,12 @@ fn scenario(db_url: String) {
 #[test]
 fn register_class_map_and_lineage_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    scenario(format!("sqlite://{}", dir.path().join("r.db").display()));
+    scenario(TestDatabase::sqlite(dir.path(), "r.db").url().to_string());
 }
 
 #[test]
 fn register_class_map_and_lineage_postgres() {
-    let t = sightline_db::testing::PgTestDatabase::create().unwrap();
+    let t = TestDatabase::postgres();
     scenario(t.url().to_string());
 }
 
@@ -314,14 +308,9 @@ models:
 /// `$SIGHTLINE_ONNXRUNTIME_LIBRARY` (CI sets it): this test needs ONNX Runtime and fails
 /// without it.
 fn onnxruntime_library() -> String {
-    let lib = std::env::var("SIGHTLINE_ONNXRUNTIME_LIBRARY").expect(
-        "SIGHTLINE_ONNXRUNTIME_LIBRARY must name libonnxruntime.so.* (pip install onnxruntime==1.32.0)",
-    );
-    assert!(
-        Path::new(&lib).is_file(),
-        "SIGHTLINE_ONNXRUNTIME_LIBRARY={lib} is not a file"
-    );
-    lib
+    sightline_testkit::onnxruntime_library()
+        .display()
+        .to_string()
 }
 
 /// Starts `sightline serve` (stderr with the loader's logs into `log`) and returns it with its
@@ -333,7 +322,7 @@ fn serve_logged(env: &Env, extra: &[&str], log: &Path) -> (KillOnDrop, String) {
     cmd.env("RUST_LOG", "sightline_server=info")
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap());
+        .stderr(fs_err::File::create(log).unwrap().into_file());
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let child = KillOnDrop(child);
@@ -380,7 +369,7 @@ fn check_onnx_entry(env: &Env, registered: &Value, outputs: &[&str]) -> Value {
         .join("artifacts")
         .join(registered["bundle_dir"].as_str().unwrap());
     let bundle: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("bundle.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(dir.join("bundle.json")).unwrap()).unwrap();
     let onnx = &bundle["onnx"];
     assert_eq!(
         onnx, &registered["onnx"],
@@ -407,7 +396,7 @@ fn check_onnx_entry(env: &Env, registered: &Value, outputs: &[&str]) -> Value {
     assert_eq!(listed["sha256"].as_str(), Some(sha256.as_str()));
     assert_eq!(listed["size"].as_u64(), Some(size));
     let summary =
-        sightline_onnx::export::describe(&std::fs::read(dir.join("model.onnx")).unwrap()).unwrap();
+        sightline_onnx::export::describe(&fs_err::read(dir.join("model.onnx")).unwrap()).unwrap();
     assert_eq!(Some(summary.opset), onnx["opset"].as_i64());
     bundle
 }
@@ -425,7 +414,7 @@ fn register_adds_a_checked_onnx_export() {
         db_url: format!("sqlite://{}", dir.path().join("o.db").display()),
     };
     let cfg = env.home.path().join("widget.yaml");
-    std::fs::write(&cfg, BOTH_MODELS).unwrap();
+    fs_err::write(&cfg, BOTH_MODELS).unwrap();
     let cfg = cfg.to_str().unwrap();
     env.json(&["project", "apply", cfg]);
     let det = fixtures().join("ultralytics/yolov8n-seg-widgets.pt");
@@ -528,16 +517,16 @@ fn register_adds_a_checked_onnx_export() {
         .join("artifacts")
         .join(v3["bundle_dir"].as_str().unwrap());
     assert!(!bundle3.join("model.onnx").exists());
-    let manifest3 = std::fs::read_to_string(bundle3.join("bundle.json")).unwrap();
+    let manifest3 = fs_err::read_to_string(bundle3.join("bundle.json")).unwrap();
     assert!(!manifest3.contains("onnx"), "{manifest3}");
 
     // Served on ONNX Runtime from the bundles' model.onnx, the same inspection as on Burn.
-    let image = std::fs::read(&image_path).unwrap();
+    let image = fs_err::read(&image_path).unwrap();
     let ort_log = env.home.path().join("serve-ort.log");
     let (server, addr) = serve_logged(&env, &["--onnxruntime-library", &lib], &ort_log);
     let on_ort = inspect(&addr, &image);
     drop(server);
-    let log = std::fs::read_to_string(&ort_log).unwrap();
+    let log = fs_err::read_to_string(&ort_log).unwrap();
     for what in ["detector loaded", "classifier loaded"] {
         let line = log
             .lines()

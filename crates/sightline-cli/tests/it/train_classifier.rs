@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::train_env::{Env, MANIFEST, done, metrics};
+use crate::support::redactions;
+use crate::support::train_env::{Env, MANIFEST, done, metrics};
 
 async fn scenario(env: &Env) {
     let version = env.tiny_data();
@@ -19,6 +18,16 @@ async fn scenario(env: &Env) {
     let d = done(&ev);
     assert_eq!(d["status"], "completed");
     let id = d["experiment"].as_str().unwrap().to_string();
+    // The events' shape; the values that vary between runs (losses, metrics, the experiment id)
+    // are checked above and below.
+    insta::assert_json_snapshot!(
+        "train_classifier_events",
+        redactions(&env.home)
+            .floats("[float]")
+            .replace(&id, "[experiment]")
+            .replace(&version, "[dataset-version]")
+            .apply(&serde_json::Value::from(ev.clone()))
+    );
     let dir = env.experiments().join(&id);
     assert_eq!(metrics(&dir).len(), 1);
     for f in [
@@ -51,7 +60,7 @@ async fn scenario(env: &Env) {
         2
     );
     // `imagenet` without the file names the expected file; nothing is downloaded
-    std::fs::write(
+    fs_err::write(
         env.home.join("imagenet.yaml"),
         MANIFEST.replace(
             "    name: mobilenet_v3_small\n    weights: none",
@@ -73,19 +82,19 @@ async fn train_classifier_on_sqlite() {
     let (src, dst) = (env.home.join("data"), env.home.join("coco-only"));
     for split in ["train", "val"] {
         let images = dst.join("images").join(split);
-        std::fs::create_dir_all(&images).unwrap();
-        for f in std::fs::read_dir(src.join("images").join(split)).unwrap() {
+        fs_err::create_dir_all(&images).unwrap();
+        for f in fs_err::read_dir(src.join("images").join(split)).unwrap() {
             let f = f.unwrap().path();
-            std::fs::copy(&f, images.join(f.file_name().unwrap())).unwrap();
+            fs_err::copy(&f, images.join(f.file_name().unwrap())).unwrap();
         }
         let json = format!("annotations/instances_{split}.json");
         let mut coco: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(src.join(&json)).unwrap()).unwrap();
+            serde_json::from_str(&fs_err::read_to_string(src.join(&json)).unwrap()).unwrap();
         for im in coco["images"].as_array_mut().unwrap() {
             im.as_object_mut().unwrap().remove("label");
         }
-        std::fs::create_dir_all(dst.join("annotations")).unwrap();
-        std::fs::write(dst.join(&json), coco.to_string()).unwrap();
+        fs_err::create_dir_all(dst.join("annotations")).unwrap();
+        fs_err::write(dst.join(&json), coco.to_string()).unwrap();
     }
     env.ok(&[
         "dataset",

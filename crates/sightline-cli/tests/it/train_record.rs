@@ -4,17 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::train_env::{Env, done};
+use crate::support::train_env::{Env, done};
 
 /// Some image of the generated data set.
 fn an_image(dir: &Path) -> PathBuf {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&d)
+        let mut entries: Vec<PathBuf> = fs_err::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
@@ -53,7 +51,7 @@ fn scenario(pipeline: &'static str) {
         vec![last.display().to_string(), best.display().to_string()]
     );
     assert_eq!(
-        &std::fs::read(&best).unwrap()[..4],
+        &fs_err::read(&best).unwrap()[..4],
         b"NRUB",
         "a Burnpack file"
     );

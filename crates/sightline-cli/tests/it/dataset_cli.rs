@@ -11,22 +11,18 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sightline_testkit::Sightline;
+
+use crate::support::{SIGHTLINE, redactions};
+
+/// The fixtures folder, which must hold `widgets-a`.
 fn fixtures() -> PathBuf {
-    let p = std::env::var_os("SIGHTLINE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
-    assert!(
-        p.join("widgets-a").is_dir(),
-        "fixtures missing at {}",
-        p.display()
-    );
-    p
+    sightline_testkit::fixture("widgets-a");
+    sightline_testkit::fixtures()
 }
 
 fn seed() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml")
+    sightline_testkit::seed_manifest()
 }
 
 struct Env {
@@ -36,7 +32,7 @@ struct Env {
 
 impl Env {
     fn new(home: &Path, database_url: Option<String>) -> Self {
-        std::fs::create_dir_all(home).unwrap();
+        fs_err::create_dir_all(home).unwrap();
         let e = Env {
             home: home.to_path_buf(),
             database_url,
@@ -46,21 +42,7 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_HOME",
-            "SIGHTLINE_DATABASE_URL",
-            "DATABASE_URL",
-            "SIGHTLINE_CONFIG",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.arg("--home").arg(&self.home);
-        if let Some(url) = &self.database_url {
-            cmd.args(["--database-url", url]);
-        }
-        cmd.current_dir(&self.home).args(args).output().unwrap()
+        Sightline::with_flags(SIGHTLINE, &self.home, self.database_url.as_deref()).output(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -90,7 +72,7 @@ impl Env {
     }
 
     fn versions_on_disk(&self) -> usize {
-        std::fs::read_dir(self.data_area().join("versions"))
+        fs_err::read_dir(self.data_area().join("versions"))
             .map(|d| d.count())
             .unwrap_or(0)
     }
@@ -142,6 +124,7 @@ fn lifecycle(env: &Env) {
     let stats = env.json(&["dataset", "stats", &id1[..8], P[0], P[1]]);
     assert_eq!(stats["instances"], 368);
     assert_eq!(stats["images_per_split"]["val"], 80);
+    insta::assert_json_snapshot!("dataset_stats", redactions(&env.home).apply(&stats));
     let diff = env.json(&["dataset", "diff", &id1, &id2, P[0], P[1]]);
     assert_eq!(diff["added"].as_array().unwrap().len(), 0);
     assert!(diff["instances_per_label"]["scratch"][1].as_u64().unwrap() > 0);
@@ -178,8 +161,8 @@ fn lifecycle(env: &Env) {
         P[1],
     ]);
     assert_eq!(
-        std::fs::read(co.join("images/val/val_00003.jpg")).unwrap(),
-        std::fs::read(w.join("images/val/val_00003.jpg")).unwrap()
+        fs_err::read(co.join("images/val/val_00003.jpg")).unwrap(),
+        fs_err::read(w.join("images/val/val_00003.jpg")).unwrap()
     );
     let dvc = env.json(&[
         "dataset",
@@ -211,7 +194,7 @@ fn dataset_lifecycle_on_postgres() {
 
 /// A copy of the seed manifest for project `name` with `labels`, written under `dir`.
 fn manifest(dir: &Path, name: &str, labels: &[&str]) -> PathBuf {
-    let seed = std::fs::read_to_string(seed()).unwrap();
+    let seed = fs_err::read_to_string(seed()).unwrap();
     let mut out = String::new();
     let mut in_labels = false;
     for line in seed.lines() {
@@ -232,7 +215,7 @@ fn manifest(dir: &Path, name: &str, labels: &[&str]) -> PathBuf {
         }
     }
     let p = dir.join(format!("{name}-{}.yaml", labels.len()));
-    std::fs::write(&p, out).unwrap();
+    fs_err::write(&p, out).unwrap();
     p
 }
 
@@ -240,7 +223,7 @@ fn manifest(dir: &Path, name: &str, labels: &[&str]) -> PathBuf {
 /// project + id); an export refuses a version whose labels the project no longer has.
 fn two_projects_and_export_labels(env: &Env, work: &Path) {
     let src = folders_with_unknown(work);
-    std::fs::remove_dir_all(src.join("train/stain")).unwrap();
+    fs_err::remove_dir_all(src.join("train/stain")).unwrap();
     let b = manifest(work, "widget_line_b", &["ok", "ng", "scratch", "dent"]);
     env.ok(&["project", "apply", b.to_str().unwrap()]);
     let pb = ["--project", "widget_line_b"];
@@ -306,7 +289,7 @@ fn two_projects_and_export_labels(env: &Env, work: &Path) {
         P[0],
         P[1],
     ]);
-    let yaml = std::fs::read_to_string(out.join("data.yaml")).unwrap();
+    let yaml = fs_err::read_to_string(out.join("data.yaml")).unwrap();
     assert!(
         yaml.contains("names:\n  0: \"ok\"\n  1: \"ng\"\n  2: \"scratch\"\n  3: \"dent\"\n"),
         "{yaml}"
@@ -334,15 +317,15 @@ fn folders_with_unknown(root: &Path) -> PathBuf {
     let w = fixtures().join("widgets-a/classify/train");
     let src = root.join("src");
     for (label, n) in [("ok", 3), ("dent", 2), ("stain", 2)] {
-        std::fs::create_dir_all(src.join("train").join(label)).unwrap();
+        fs_err::create_dir_all(src.join("train").join(label)).unwrap();
         let from = if label == "stain" { "ng" } else { label };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(w.join(from))
+        let mut files: Vec<PathBuf> = fs_err::read_dir(w.join(from))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
         for f in files.iter().take(n) {
-            std::fs::copy(
+            fs_err::copy(
                 f,
                 src.join("train").join(label).join(f.file_name().unwrap()),
             )
@@ -400,8 +383,8 @@ fn corrupt_image_and_strict_warnings_write_nothing() {
     let t = tempfile::tempdir().unwrap();
     let env = Env::new(&t.path().join("home"), None);
     let src = folders_with_unknown(t.path());
-    std::fs::remove_dir_all(src.join("train/stain")).unwrap();
-    std::fs::write(
+    fs_err::remove_dir_all(src.join("train/stain")).unwrap();
+    fs_err::write(
         src.join("train/ok/broken.jpg"),
         b"\xff\xd8\xff\xe0 not really a jpeg",
     )
@@ -416,21 +399,21 @@ fn corrupt_image_and_strict_warnings_write_nothing() {
     );
 
     // A COCO file with a 2-point polygon: a warning, fatal with --strict.
-    std::fs::remove_file(src.join("train/ok/broken.jpg")).unwrap();
+    fs_err::remove_file(src.join("train/ok/broken.jpg")).unwrap();
     let coco = t.path().join("coco");
-    std::fs::create_dir_all(coco.join("annotations")).unwrap();
-    std::fs::create_dir_all(coco.join("images/train")).unwrap();
-    let img = std::fs::read_dir(src.join("train/ok"))
+    fs_err::create_dir_all(coco.join("annotations")).unwrap();
+    fs_err::create_dir_all(coco.join("images/train")).unwrap();
+    let img = fs_err::read_dir(src.join("train/ok"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    std::fs::copy(&img, coco.join("images/train/a.jpg")).unwrap();
+    fs_err::copy(&img, coco.join("images/train/a.jpg")).unwrap();
     let json = r#"{"images":[{"id":1,"file_name":"a.jpg","width":256,"height":256}],
         "annotations":[{"id":9,"image_id":1,"category_id":1,"segmentation":[[1,1,5,5]],"bbox":[1,1,4,4],"iscrowd":0}],
         "categories":[{"id":1,"name":"dent"}]}"#;
-    std::fs::write(coco.join("annotations/instances_train.json"), json).unwrap();
+    fs_err::write(coco.join("annotations/instances_train.json"), json).unwrap();
     let err = env.fail(&[
         "dataset",
         "ingest",
@@ -519,7 +502,7 @@ fn serve(body: Vec<u8>, ranges: bool) -> (String, Arc<Mutex<Vec<String>>>) {
 /// A `.tar.gz` of 5 classification images and its SHA-256.
 fn small_archive(root: &Path) -> (Vec<u8>, String) {
     let src = folders_with_unknown(root);
-    std::fs::remove_dir_all(src.join("train/stain")).unwrap();
+    fs_err::remove_dir_all(src.join("train/stain")).unwrap();
     let tgz = root.join("widgets.tar.gz");
     let st = Command::new("tar")
         .arg("-czf")
@@ -530,7 +513,7 @@ fn small_archive(root: &Path) -> (Vec<u8>, String) {
         .status()
         .unwrap();
     assert!(st.success());
-    let body = std::fs::read(&tgz).unwrap();
+    let body = fs_err::read(&tgz).unwrap();
     let out = Command::new("sha256sum").arg(&tgz).output().unwrap();
     let sha = String::from_utf8(out.stdout)
         .unwrap()
@@ -554,13 +537,13 @@ fn url_archive_resumes_and_checks_sha256() {
     let err = env.fail(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &sha]);
     assert!(err.contains("run again to resume"), "{err}");
     assert_eq!(env.versions_on_disk(), 0);
-    let part: Vec<PathBuf> = std::fs::read_dir(&downloads)
+    let part: Vec<PathBuf> = fs_err::read_dir(&downloads)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(part.len(), 1, "{part:?}");
     assert!(part[0].to_string_lossy().ends_with(".part"));
-    assert_eq!(std::fs::read(&part[0]).unwrap(), body[..body.len() / 2]);
+    assert_eq!(fs_err::read(&part[0]).unwrap(), body[..body.len() / 2]);
     // 2: resumed with a Range request; the wrong checksum removes the download, no version.
     let wrong = "0".repeat(64);
     let err = env.fail(&["dataset", "ingest", &url, P[0], P[1], "--sha256", &wrong]);
@@ -568,7 +551,7 @@ fn url_archive_resumes_and_checks_sha256() {
     assert!(err.contains(&sha), "names the actual checksum: {err}");
     assert_eq!(env.versions_on_disk(), 0);
     assert_eq!(
-        std::fs::read_dir(&downloads).unwrap().count(),
+        fs_err::read_dir(&downloads).unwrap().count(),
         0,
         "nothing kept"
     );

@@ -4,12 +4,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sightline_db::testing::PgTestDatabase;
+use sightline_testkit::Sightline;
+use sightline_testkit::bin::CLEARED_ENV;
+
+use crate::support::SIGHTLINE;
 
 fn seed() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/configs/widget_line_a.yaml")
+    sightline_testkit::seed_manifest()
 }
 
 struct Env<'a> {
@@ -19,20 +23,13 @@ struct Env<'a> {
 
 impl Env<'_> {
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        for var in [
-            "SIGHTLINE_HOME",
-            "SIGHTLINE_DATABASE_URL",
-            "DATABASE_URL",
-            "SIGHTLINE_CONFIG",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut bin = Sightline::new(SIGHTLINE)
+            .current_dir(self.cwd)
+            .env_removed(CLEARED_ENV);
         if let Some(url) = &self.database_url {
-            cmd.args(["--database-url", url]);
+            bin = bin.arg("--database-url").arg(url);
         }
-        cmd.current_dir(self.cwd).args(args).output().unwrap()
+        bin.output(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -61,13 +58,13 @@ impl Env<'_> {
 }
 
 fn write_manifest(dir: &Path, labels: &str) -> PathBuf {
-    let text = std::fs::read_to_string(seed()).unwrap().replace(
+    let text = fs_err::read_to_string(seed()).unwrap().replace(
         "labels:\n  - ok\n  - ng\n  - scratch\n  - dent\n",
         &format!("labels: [{labels}]\n"),
     );
     assert!(text.contains(labels));
     let path = dir.join(format!("m-{}.yaml", labels.replace([',', ' '], "_")));
-    std::fs::write(&path, text).unwrap();
+    fs_err::write(&path, text).unwrap();
     path
 }
 
@@ -170,7 +167,7 @@ fn scenario(env: &Env) {
     let out = env.run(&["project", "show", "nope"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("project `nope` does not exist"));
-    std::fs::write(
+    fs_err::write(
         env.cwd.join("bad.yaml"),
         "project: x\nlabels: []\nmodels: {}\n",
     )

@@ -13,15 +13,13 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{KillOnDrop, http_with, spawn_server};
-use common::train_env::Env;
+use crate::support::train_env::Env;
 use serde_json::Value;
+use sightline_testkit::{KillOnDrop, http_with, spawn_server};
 
 const TOKEN: &str = "eng:engineer:eng-secret-1";
 const AUTH: &str = "Authorization: Bearer eng-secret-1\r\n";
