@@ -114,6 +114,7 @@ fn evaluate_classifier_writes_reports_and_posts_summary() {
         "classify_report_json",
         redactions(tmp.path())
             .key("gallery", "[gallery]")
+            .key("runtime", "[runtime]")
             .apply(&report)
     );
     let c = &report["classification"];
