@@ -1,4 +1,0 @@
-//! Helpers shared by several integration-test files (not a test target itself).
-
-pub mod server;
-pub mod train_env;
