@@ -4,14 +4,17 @@
 //! - [`Manifest`]: a validated `models/configs/*.yaml` ([`Manifest::load`], [`Manifest::parse`]).
 //! - [`Settings`]: defaults < `sightline.toml` < `SIGHTLINE_*` environment < flags.
 //! - [`Diagnostics`]: `file:line:column: message` errors.
+//! - [`error_chain`]: an error and its causes on one line, each cause once.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod diagnostics;
+pub mod errors;
 pub mod manifest;
 pub mod settings;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Position};
+pub use errors::error_chain;
 pub use manifest::{
     Augmentation, BusinessRules, DEFAULT_THRESHOLD, Hyperparameters, Manifest, ManifestError,
     ModelConfig, ModelName, Optimizer, Task, Thresholds, Weights, YoloScale,

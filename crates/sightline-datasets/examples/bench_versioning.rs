@@ -17,7 +17,7 @@ use std::time::Instant;
 /// (Linux, 100 ticks per second); 0 elsewhere. On a shared machine CPU time is steadier than
 /// wall time.
 fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
+    fs_err::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
             let rest = s.rsplit_once(')')?.1;
@@ -50,8 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..n {
             let dir = data.join(format!("{:03}", i % 200));
-            std::fs::create_dir_all(&dir)?;
-            let mut f = std::fs::File::create(dir.join(format!("{i:06}.bin")))?;
+            fs_err::create_dir_all(&dir)?;
+            let mut f = fs_err::File::create(dir.join(format!("{i:06}.bin")))?;
             let mut buf = vec![0u8; 1024];
             for b in buf.iter_mut() {
                 state ^= state << 13;

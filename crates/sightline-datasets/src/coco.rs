@@ -67,7 +67,7 @@ struct CocoCategory {
 pub fn find_annotation_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in [root.join("annotations"), root.to_path_buf()] {
-        if let Ok(rd) = std::fs::read_dir(&dir) {
+        if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.flatten() {
                 let p = e.path();
                 if p.extension().is_some_and(|x| x == "json") && looks_like_coco(&p) {
@@ -85,7 +85,7 @@ pub fn find_annotation_files(root: &Path) -> Vec<PathBuf> {
 
 fn looks_like_coco(p: &Path) -> bool {
     // Cheap check on the first bytes: a COCO file mentions "images" and "categories".
-    let Ok(text) = std::fs::read(p) else {
+    let Ok(text) = fs::read(p) else {
         return false;
     };
     let s = String::from_utf8_lossy(&text);

@@ -175,7 +175,7 @@ impl ObjectStore {
 
     /// Whether object `oid` is present with `size` bytes (a short object is rewritten).
     fn has(&self, oid: &str, size: u64) -> Result<bool> {
-        Ok(std::fs::metadata(self.object_path(oid)?)
+        Ok(fs::metadata(self.object_path(oid)?)
             .map(|m| m.is_file() && m.len() == size)
             .unwrap_or(false))
     }
@@ -295,24 +295,23 @@ impl Writer<'_> {
 
     /// A fresh temporary file beside object `oid`: renaming within one folder avoids the file
     /// system's global lock for cross-folder renames.
-    fn temp(&self, oid: &str) -> Result<(PathBuf, std::fs::File)> {
+    fn temp(&self, oid: &str) -> Result<(PathBuf, fs::File)> {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = self
             .folder(oid)?
             .join(format!(".{}.{}.{n}.tmp", &oid[2..], self.pid));
-        let f = std::fs::OpenOptions::new()
+        let f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)
-            .map_err(|e| io_at(&path, e))?;
+            .open(&path)?;
         Ok((path, f))
     }
 
     /// Rename `tmp` onto object `oid`; removes `tmp` on failure.
     fn publish(&self, tmp: &Path, oid: &str) -> Result<()> {
         let dst = self.store.object_path(oid)?;
-        std::fs::rename(tmp, &dst).map_err(|e| {
-            let _ = std::fs::remove_file(tmp);
+        fs::rename(tmp, &dst).map_err(|e| {
+            let _ = fs::remove_file(tmp);
             DatasetError::Io(std::io::Error::new(
                 e.kind(),
                 format!("cannot store object {}: {e}", dst.display()),
@@ -325,7 +324,7 @@ impl Writer<'_> {
     /// atomically through a temporary file.
     fn write(&self, oid: &str, data: &[u8]) -> Result<()> {
         let dst = self.folder(oid)?.join(&oid[2..]);
-        match std::fs::OpenOptions::new()
+        match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&dst)
@@ -333,8 +332,8 @@ impl Writer<'_> {
             Ok(mut f) => {
                 if let Err(e) = f.write_all(data) {
                     drop(f);
-                    let _ = std::fs::remove_file(&dst);
-                    return Err(io_at(&dst, e));
+                    let _ = fs::remove_file(&dst);
+                    return Err(e.into());
                 }
                 Ok(())
             }
@@ -345,13 +344,13 @@ impl Writer<'_> {
                 let (path, mut f) = self.temp(oid)?;
                 if let Err(e) = f.write_all(data) {
                     drop(f);
-                    let _ = std::fs::remove_file(&path);
-                    return Err(io_at(&path, e));
+                    let _ = fs::remove_file(&path);
+                    return Err(e.into());
                 }
                 drop(f);
                 self.publish(&path, oid)
             }
-            Err(e) => Err(io_at(&dst, e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -360,9 +359,9 @@ impl Writer<'_> {
     fn copy(&self, oid: &str, src: &Path) -> Result<()> {
         let (path, f) = self.temp(oid)?;
         drop(f);
-        if let Err(e) = std::fs::copy(src, &path) {
-            let _ = std::fs::remove_file(&path);
-            return Err(io_at(src, e));
+        if let Err(e) = fs::copy(src, &path) {
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
         }
         self.publish(&path, oid)
     }
@@ -373,8 +372,8 @@ impl Writer<'_> {
     /// and its size and mtime taken from the open file, saving a path lookup per file.
     fn add(&self, src: &Path, cache: &HashCache, nothing_cached: bool) -> Result<(String, u64)> {
         let (meta, opened) = if nothing_cached {
-            let f = std::fs::File::open(src).map_err(|e| io_at(src, e))?;
-            (f.metadata().map_err(|e| io_at(src, e))?, Some(f))
+            let f = fs::File::open(src)?;
+            (f.metadata()?, Some(f))
         } else {
             (fs::metadata(src)?, None)
         };
@@ -390,10 +389,10 @@ impl Writer<'_> {
             // Exactly the size the cache key saw (no extra fstat/lseek of read_to_end).
             let mut f = match opened {
                 Some(f) => f,
-                None => std::fs::File::open(src).map_err(|e| io_at(src, e))?,
+                None => fs::File::open(src)?,
             };
             let mut data = vec![0u8; size as usize];
-            f.read_exact(&mut data).map_err(|e| io_at(src, e))?;
+            f.read_exact(&mut data)?;
             let md5 = md5_bytes(&data);
             // No existence check first: `write` creates the object with O_CREAT|O_EXCL and
             // only looks at an existing one (one system call less per new file).
@@ -408,14 +407,6 @@ impl Writer<'_> {
         cache.record(key, size, &md5);
         Ok((md5, size))
     }
-}
-
-/// An I/O error that names the file.
-fn io_at(path: &Path, e: std::io::Error) -> DatasetError {
-    DatasetError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
 }
 
 /// Reject relpaths that could escape the destination folder.
@@ -454,7 +445,7 @@ impl HashCache {
     /// Load the cache at `path` (empty when missing or unreadable).
     pub fn load(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let map = std::fs::read(&path)
+        let map = fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();

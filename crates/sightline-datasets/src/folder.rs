@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn subdirs(p: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+    let mut v: Vec<PathBuf> = fs_err::read_dir(p)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.path())
@@ -24,7 +24,7 @@ fn subdirs(p: &Path) -> Vec<PathBuf> {
 }
 
 fn has_images(p: &Path) -> bool {
-    std::fs::read_dir(p)
+    fs_err::read_dir(p)
         .map(|rd| rd.flatten().any(|e| crate::is_image_file(&e.path())))
         .unwrap_or(false)
 }
@@ -74,13 +74,7 @@ pub fn read(root: &Path) -> Result<Imported> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| {
-                DatasetError::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", dir.display()),
-                ))
-            })?
+        let mut files: Vec<PathBuf> = fs_err::read_dir(&dir)?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.is_file())

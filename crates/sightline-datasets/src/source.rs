@@ -71,7 +71,7 @@ pub fn download(
         std::io::copy(&mut f, &mut h)?;
         let got = hex::encode(h.finalize());
         if !got.eq_ignore_ascii_case(expected.trim()) {
-            let _ = std::fs::remove_file(&final_path);
+            let _ = fs::remove_file(&final_path);
             return Err(DatasetError::Source(format!(
                 "{url}: SHA-256 mismatch: expected {expected}, got {got} (download removed)"
             )));
@@ -88,7 +88,7 @@ fn fetch(url: &str, part: &Path, progress: Progress<'_>) -> Result<()> {
         .timeout_read(NET_TIMEOUT)
         .build();
     let failed = |e: String| DatasetError::Source(format!("GET {url}: {e}"));
-    let mut have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let mut have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     // At most two requests: a resume, then (if the server did not honour it) a fresh start.
     let resp = loop {
         let mut req = agent.get(url);
@@ -236,7 +236,7 @@ pub fn unpack(path: &Path, dest: &Path) -> Result<()> {
 
 /// If `dir` holds exactly one folder and nothing else, descend into it.
 fn single_child(dir: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+    let entries: Vec<PathBuf> = fs::read_dir(dir)
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     if entries.len() == 1 && entries[0].is_dir() {

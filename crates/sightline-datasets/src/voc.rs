@@ -120,7 +120,7 @@ fn parse_xml(path: &Path, rel: &str, issues: &mut Vec<Issue>) -> Result<XmlAnn> 
 }
 
 fn stems(dir: &Path, ext: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
+    let mut v: Vec<String> = fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.path())
@@ -139,7 +139,7 @@ fn read_splits(root: &Path) -> HashMap<String, Split> {
         let dir = root.join("ImageSets").join(sub);
         for split in Split::ALL {
             let p = dir.join(format!("{}.txt", split.as_str()));
-            if let Ok(text) = std::fs::read_to_string(&p) {
+            if let Ok(text) = fs::read_to_string(&p) {
                 for line in text.lines() {
                     if let Some(id) = line.split_whitespace().next() {
                         out.entry(id.to_string()).or_insert(split);
@@ -197,7 +197,7 @@ pub fn read(root: &Path) -> Result<Imported> {
     }
     let splits = read_splits(root);
     let images = image_index(root);
-    let class_names: Option<Vec<String>> = std::fs::read_to_string(root.join("class_names.txt"))
+    let class_names: Option<Vec<String>> = fs::read_to_string(root.join("class_names.txt"))
         .ok()
         .map(|t| {
             t.lines()

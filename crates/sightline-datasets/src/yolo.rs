@@ -21,7 +21,7 @@ pub fn find_data_yaml(root: &Path) -> Option<PathBuf> {
             return Some(p);
         }
     }
-    let yamls: Vec<PathBuf> = std::fs::read_dir(root)
+    let yamls: Vec<PathBuf> = fs::read_dir(root)
         .ok()?
         .flatten()
         .map(|e| e.path())

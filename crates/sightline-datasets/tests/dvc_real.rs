@@ -39,7 +39,7 @@ fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
                 .unwrap()
                 .to_string_lossy()
                 .replace('\\', "/");
-            (rel, std::fs::read(e.path()).unwrap())
+            (rel, fs_err::read(e.path()).unwrap())
         })
         .collect();
     v.sort();
@@ -79,7 +79,7 @@ fn dvc_checkout_and_pull_reproduce_the_version_byte_for_byte() {
 
     // 1. cache: objects copied into .dvc/cache, then `dvc checkout`.
     let a = t.path().join("repo-a");
-    std::fs::create_dir_all(&a).unwrap();
+    fs_err::create_dir_all(&a).unwrap();
     dvc(&a, &["init", "--no-scm", "-q"]);
     repo.export_dvc(&id, &a, "widgets", &a.join(".dvc/cache"))
         .unwrap();
@@ -90,7 +90,7 @@ fn dvc_checkout_and_pull_reproduce_the_version_byte_for_byte() {
     // 2. remote: objects in a local remote folder, `dvc pull` into a fresh repo.
     let b = t.path().join("repo-b");
     let remote = t.path().join("remote");
-    std::fs::create_dir_all(&b).unwrap();
+    fs_err::create_dir_all(&b).unwrap();
     dvc(&b, &["init", "--no-scm", "-q"]);
     dvc(
         &b,
@@ -102,7 +102,7 @@ fn dvc_checkout_and_pull_reproduce_the_version_byte_for_byte() {
 
     // 3. the project store itself is a valid DVC remote.
     let c = t.path().join("repo-c");
-    std::fs::create_dir_all(&c).unwrap();
+    fs_err::create_dir_all(&c).unwrap();
     dvc(&c, &["init", "--no-scm", "-q"]);
     dvc(
         &c,
@@ -114,7 +114,7 @@ fn dvc_checkout_and_pull_reproduce_the_version_byte_for_byte() {
             repo.store().root().to_str().unwrap(),
         ],
     );
-    std::fs::copy(b.join("widgets.dvc"), c.join("widgets.dvc")).unwrap();
+    fs_err::copy(b.join("widgets.dvc"), c.join("widgets.dvc")).unwrap();
     dvc(&c, &["pull"]);
     assert_eq!(files(&c.join("widgets")), expected);
 }
@@ -124,11 +124,11 @@ fn dvc_add_computes_the_same_directory_id() {
     let t = tempfile::tempdir().unwrap();
     let (repo, id) = make_version(&t.path().join("data"));
     let d = t.path().join("repo");
-    std::fs::create_dir_all(&d).unwrap();
+    fs_err::create_dir_all(&d).unwrap();
     dvc(&d, &["init", "--no-scm", "-q"]);
     repo.checkout(&id, &d.join("ds")).unwrap();
     dvc(&d, &["add", "-q", "ds"]);
-    let text = std::fs::read_to_string(d.join("ds.dvc")).unwrap();
+    let text = fs_err::read_to_string(d.join("ds.dvc")).unwrap();
     assert!(
         text.contains(&format!("md5: {id}.dir")),
         "dvc add wrote:\n{text}\nsightline id {id}"

@@ -350,8 +350,8 @@ fn coco_and_voc_imports_agree() {
     // The same image bytes.
     for (f, p) in &coco.sources {
         assert_eq!(
-            std::fs::read(p).unwrap(),
-            std::fs::read(&voc.sources[f]).unwrap(),
+            fs_err::read(p).unwrap(),
+            fs_err::read(&voc.sources[f]).unwrap(),
             "{f}"
         );
     }

@@ -174,7 +174,7 @@ impl SqliteTestFile {
 
 impl Drop for SqliteTestFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = fs_err::remove_dir_all(&self.dir);
     }
 }
 

@@ -37,7 +37,7 @@ fn fixture_matches_pycocotools_bbox_and_segm() {
     let gt = CocoGt::from_path(dir.join("widgets-a/annotations/instances_val.json")).unwrap();
     let dt = load_detections(dir.join("expected/coco_eval/detections_val.json")).unwrap();
     let want: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("expected/coco_eval/pycocotools_stats.json")).unwrap(),
+        &fs_err::read_to_string(dir.join("expected/coco_eval/pycocotools_stats.json")).unwrap(),
     )
     .unwrap();
     for (ty, key) in [(IouType::Bbox, "bbox"), (IouType::Segm, "segm")] {
@@ -50,7 +50,7 @@ fn fixture_matches_pycocotools_bbox_and_segm() {
 fn edge_cases_match_pycocotools() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/coco_edge");
     let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let cases = expected.as_object().unwrap();
     assert!(cases.len() >= 9);
     for (name, want) in cases {
@@ -79,9 +79,9 @@ fn malformed_inputs_are_clear_errors() {
     assert!(e.contains("missing area"), "{e}");
 
     let tmp = std::env::temp_dir().join(format!("sightline-eval-bad-{}.json", std::process::id()));
-    std::fs::write(&tmp, b"{\"images\": 3}").unwrap();
+    fs_err::write(&tmp, b"{\"images\": 3}").unwrap();
     let e = CocoGt::from_path(&tmp).unwrap_err().to_string();
-    std::fs::remove_file(&tmp).unwrap();
+    fs_err::remove_file(&tmp).unwrap();
     assert!(
         e.contains("sightline-eval-bad") && e.contains("line 1"),
         "{e}"

@@ -23,7 +23,7 @@ fn ap_per_class_matches_ultralytics() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/yolo_ap_per_class.json"
     );
-    let cases: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases: Value = serde_json::from_str(&fs_err::read_to_string(path).unwrap()).unwrap();
     for (n, c) in cases.as_array().unwrap().iter().enumerate() {
         let tp: Vec<Vec<bool>> = c["tp"]
             .as_array()

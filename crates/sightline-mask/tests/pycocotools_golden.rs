@@ -11,7 +11,7 @@ fn golden() -> Value {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/pycocotools_golden.json"
     );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(&fs_err::read_to_string(path).unwrap()).unwrap()
 }
 
 fn f64s(v: &Value) -> Vec<f64> {

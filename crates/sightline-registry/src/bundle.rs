@@ -716,7 +716,7 @@ impl BundleStore {
         let staging = staging_dir(dir)?;
         let result = self.download(key, &manifest, &bytes, &staging, dir).await;
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&staging);
+            let _ = fs_err::remove_dir_all(&staging);
         }
         result?;
         Ok(Bundle {
@@ -770,15 +770,15 @@ impl BundleStore {
         if dir.exists() {
             fs_err::remove_dir_all(dir)?;
         }
-        if let Err(e) = std::fs::rename(staging, dir) {
+        if let Err(e) = fs_err::rename(staging, dir) {
             // Another process may have put a verified copy there first.
             if dir.join(BUNDLE_MANIFEST).is_file() {
-                let _ = std::fs::remove_dir_all(staging);
+                let _ = fs_err::remove_dir_all(staging);
                 let d = dir.to_path_buf();
                 blocking(move || Bundle::open(&d)).await?;
                 return Ok(());
             }
-            return Err(fs_err::rename(staging, dir).err().unwrap_or(e).into());
+            return Err(e.into());
         }
         Ok(())
     }

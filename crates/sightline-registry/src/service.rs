@@ -104,21 +104,6 @@ impl std::fmt::Debug for OnnxPreparer {
     }
 }
 
-/// `e` and its sources, `: `-joined.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
-
 /// What a registration may set explicitly instead of reading it from the checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegisterOverrides {
@@ -517,7 +502,7 @@ impl Registry {
                 .map_err(|e| {
                     RegistryError::Invalid(format!(
                         "the ONNX export refused the registration: {}",
-                        error_chain(e.as_ref())
+                        sightline_core::error_chain(e.as_ref())
                     ))
                 })?
             };

@@ -231,7 +231,7 @@ async fn s3_child() {
 
 fn assert_no_staging(cache: &Path) {
     let dir = cache.join("registry/widget_line_a/classify");
-    let left: Vec<_> = std::fs::read_dir(&dir)
+    let left: Vec<_> = fs_err::read_dir(&dir)
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left in the cache: {left:?}");

@@ -50,7 +50,7 @@ fn weights(path: &Path, value: f32) {
 /// Every file under `root`, relative, sorted (`/`-separated).
 fn tree(root: &Path) -> Vec<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
+        let Ok(rd) = fs_err::read_dir(dir) else {
             return;
         };
         for e in rd {

@@ -66,10 +66,10 @@ pub enum StoreError {
     ObjectStore(#[from] object_store::Error),
     /// The S3 configuration is invalid.
     #[error("invalid S3 configuration: {0}")]
-    Config(String),
-    /// A background task failed.
+    Config(#[source] object_store::Error),
+    /// A background task failed (panicked or was cancelled).
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// An artifact store: a local folder or an S3-compatible bucket.
@@ -213,7 +213,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(StoreError::Task)?
 }
 
 /// SHA-256 of everything `reader` yields, with its length, streaming in 1 MiB chunks.

@@ -48,12 +48,12 @@ impl LocalStore {
     /// Read an object (blocking).
     pub fn get(&self, key: &Key) -> Result<Vec<u8>, StoreError> {
         let path = self.path_of(key);
-        match std::fs::read(&path) {
+        match fs_err::read(&path) {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(StoreError::NotFound(key.clone()))
             }
-            Err(e) => Err(fs_err::read(&path).err().unwrap_or(e).into()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -65,12 +65,12 @@ impl LocalStore {
     /// Delete an object (blocking).
     pub fn delete(&self, key: &Key) -> Result<(), StoreError> {
         let path = self.path_of(key);
-        match std::fs::remove_file(&path) {
+        match fs_err::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(StoreError::NotFound(key.clone()))
             }
-            Err(_) => Ok(fs_err::remove_file(&path)?),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -173,7 +173,7 @@ pub fn atomic_write(dest: &Path, reader: &mut dyn Read) -> std::io::Result<(Stri
         Ok((hex::encode(hasher.finalize()), size))
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     result
 }

@@ -37,9 +37,7 @@ impl S3Store {
         if let Some(region) = &settings.region {
             builder = builder.with_region(region);
         }
-        let store = builder
-            .build()
-            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let store = builder.build().map_err(StoreError::Config)?;
         Ok(Self {
             store: Arc::new(store),
             bucket: settings.bucket.clone(),

@@ -53,7 +53,7 @@ fn writer_child() {
 }
 
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    match std::fs::read_dir(dir) {
+    match fs_err::read_dir(dir) {
         Ok(rd) => rd
             .map(|e| e.unwrap().path())
             .filter(|p| {
@@ -81,7 +81,7 @@ fn kill_writer_mid_way(root: &Path) {
     loop {
         let tmp = temp_files(&dir);
         if let Some(t) = tmp.first()
-            && std::fs::metadata(t).map(|m| m.len()).unwrap_or(0) >= (4 * CHUNK) as u64
+            && fs_err::metadata(t).map(|m| m.len()).unwrap_or(0) >= (4 * CHUNK) as u64
         {
             break;
         }
@@ -168,7 +168,7 @@ async fn put_get_list_delete() {
     assert_ne!(run2, run);
 
     let src = root.path().join("best.bin");
-    std::fs::write(&src, vec![1u8; 3_000_000]).unwrap();
+    fs_err::write(&src, vec![1u8; 3_000_000]).unwrap();
     let best = run.join("weights/best").unwrap();
     let info = store.put_file(&best, &src).await.unwrap();
     assert_eq!(info.size, 3_000_000);

@@ -30,7 +30,19 @@ pub enum ErrorKind {
     LegacyFormat,
     /// The zip container is damaged.
     #[error("invalid zip archive: {0}")]
-    Zip(String),
+    Zip(#[source] zip::result::ZipError),
+    /// The archive's `byteorder` record names neither `little` nor `big`.
+    #[error("invalid zip archive: unknown byteorder {0:?}")]
+    ByteOrder(String),
+    /// A record of the zip container could not be decompressed.
+    #[error("invalid zip archive: reading {record}: {source}")]
+    ZipRecord {
+        /// The archive record.
+        record: String,
+        /// The decompressor's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A record the format requires is absent from the archive.
     #[error("archive has no record {0}")]
     MissingRecord(String),
@@ -50,12 +62,21 @@ pub enum ErrorKind {
         /// What is wrong.
         message: String,
     },
+    /// A tensor could not be laid out for a safetensors file.
+    #[error("tensor {name}: {source}")]
+    TensorView {
+        /// State-dict name of the tensor.
+        name: String,
+        /// The safetensors library's error.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
     /// The decoded object is not a layout we know how to turn into a state dict.
     #[error("unsupported checkpoint layout: {0}")]
     Layout(String),
-    /// The safetensors file is invalid.
+    /// The safetensors file is invalid (or could not be serialised).
     #[error("invalid safetensors file: {0}")]
-    Safetensors(String),
+    Safetensors(#[source] safetensors::SafeTensorError),
     /// A tensor a model needs is absent.
     #[error("missing tensor {name}")]
     MissingTensor {

@@ -41,15 +41,12 @@ fn dtype(d: Dtype) -> Option<DType> {
 }
 
 pub(crate) fn read(bytes: &[u8]) -> Result<(IndexMap<String, TensorF32>, Meta), ErrorKind> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| ErrorKind::Safetensors(e.to_string()))?;
-    let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| ErrorKind::Safetensors(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(ErrorKind::Safetensors)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(ErrorKind::Safetensors)?;
     let mut tensors = IndexMap::new();
     // file order = data offset order
     for name in header.offset_keys() {
-        let view = st
-            .tensor(&name)
-            .map_err(|e| ErrorKind::Safetensors(e.to_string()))?;
+        let view = st.tensor(&name).map_err(ErrorKind::Safetensors)?;
         let dt = dtype(view.dtype()).ok_or_else(|| ErrorKind::Tensor {
             name: name.clone(),
             message: format!("unsupported dtype {:?}", view.dtype()),
@@ -153,16 +150,16 @@ pub fn save_safetensors<'a>(
     for (name, bytes, shape) in &buffers {
         let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(
             |e| {
-                fail(ErrorKind::Tensor {
+                fail(ErrorKind::TensorView {
                     name: (*name).to_string(),
-                    message: e.to_string(),
+                    source: e,
                 })
             },
         )?;
         views.push((*name, view));
     }
-    let bytes = safetensors::serialize(views, Some(md))
-        .map_err(|e| fail(ErrorKind::Safetensors(e.to_string())))?;
+    let bytes =
+        safetensors::serialize(views, Some(md)).map_err(|e| fail(ErrorKind::Safetensors(e)))?;
     fs_err::write(path, bytes).map_err(|e| fail(ErrorKind::Io(e)))?;
     Ok(())
 }

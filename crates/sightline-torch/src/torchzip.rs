@@ -21,7 +21,7 @@ pub(crate) struct TorchArchive<'a> {
 }
 
 fn zip_err(e: zip::result::ZipError) -> ErrorKind {
-    ErrorKind::Zip(e.to_string())
+    ErrorKind::Zip(e)
 }
 
 impl<'a> TorchArchive<'a> {
@@ -42,7 +42,7 @@ impl<'a> TorchArchive<'a> {
                     "little" => false,
                     "big" => true,
                     other => {
-                        return Err(ErrorKind::Zip(format!("unknown byteorder {other:?}")));
+                        return Err(ErrorKind::ByteOrder(other.to_string()));
                     }
                 }
             }
@@ -104,8 +104,10 @@ fn read_record(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<V
     };
     // never trust the declared size for the allocation beyond the archive's own size
     let mut out = Vec::new();
-    f.read_to_end(&mut out)
-        .map_err(|e| ErrorKind::Zip(format!("reading {name}: {e}")))?;
+    f.read_to_end(&mut out).map_err(|e| ErrorKind::ZipRecord {
+        record: name.to_string(),
+        source: e,
+    })?;
     Ok(out)
 }
 

@@ -18,9 +18,9 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
     if crate::record::is_record_file(path) {
         return crate::record::read_record(path);
     }
-    sightline_torch::load(path).map_err(|e| VisionError::Checkpoint {
+    sightline_torch::load(path).map_err(|e| VisionError::ReadCheckpoint {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(e),
     })
 }
 
@@ -54,4 +54,33 @@ pub fn into_tensor_map(ckpt: Checkpoint) -> TensorMap {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn an_unreadable_checkpoint_keeps_the_readers_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.pt");
+        fs_err::write(&path, b"not a checkpoint").unwrap();
+        let e = read_checkpoint(&path).unwrap_err();
+        let VisionError::ReadCheckpoint { source: torch, .. } = &e else {
+            panic!("not ReadCheckpoint: {e:?}");
+        };
+        assert!(matches!(
+            torch.kind,
+            sightline_torch::ErrorKind::UnknownFormat
+        ));
+        let cause = e.source().expect("the reader's error is the source");
+        assert_eq!(cause.to_string(), torch.to_string());
+        // The message is the one users saw when the cause was a string.
+        assert_eq!(
+            e.to_string(),
+            format!("cannot read checkpoint {}: {torch}", path.display())
+        );
+    }
 }

@@ -443,10 +443,12 @@ impl Classifier {
 
 fn in_file(path: &Path, e: VisionError) -> VisionError {
     match e {
-        VisionError::Checkpoint { .. } => e,
-        other => VisionError::Checkpoint {
+        VisionError::Checkpoint { .. }
+        | VisionError::ReadCheckpoint { .. }
+        | VisionError::InFile { .. } => e,
+        other => VisionError::InFile {
             path: path.to_path_buf(),
-            message: other.to_string(),
+            source: Box::new(other),
         },
     }
 }

@@ -36,7 +36,7 @@ pub fn default_imgsz(task: Task) -> usize {
 pub fn checkpoint_imgsz(meta: &Meta) -> Result<Option<usize>> {
     meta.imgsz()
         .map(|s| s.map(|s| s.long_side()))
-        .map_err(|e| VisionError::InvalidArgument(format!("{e}; pass the size explicitly")))
+        .map_err(VisionError::CheckpointImgsz)
 }
 
 /// Where a resolved size came from.

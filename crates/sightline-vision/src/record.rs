@@ -221,8 +221,14 @@ fn apply<M: ModuleSnapshot>(model: &mut M, path: &Path) -> Result<()> {
 
 fn in_file(path: &Path, e: VisionError) -> VisionError {
     match e {
-        e @ (VisionError::Checkpoint { .. } | VisionError::Io(_)) => e,
-        other => err(path, other),
+        e @ (VisionError::Checkpoint { .. }
+        | VisionError::ReadCheckpoint { .. }
+        | VisionError::InFile { .. }
+        | VisionError::Io(_)) => e,
+        other => VisionError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(other),
+        },
     }
 }
 

@@ -96,7 +96,7 @@ impl Detection {
             dim(self.mask.width)?,
             self.mask.rle_counts(),
         )
-        .map_err(|e| VisionError::TensorData(format!("mask RLE: {e}")))
+        .map_err(VisionError::MaskRle)
     }
 }
 

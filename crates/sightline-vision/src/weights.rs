@@ -101,16 +101,18 @@ impl TensorMap {
     /// converted to f32; integer tensors are skipped).
     pub fn from_safetensors_file(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path)?;
-        Self::from_safetensors_bytes(&bytes).map_err(|e| VisionError::Checkpoint {
+        Self::from_safetensors_bytes(&bytes).map_err(|e| VisionError::InFile {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source: Box::new(e),
         })
     }
 
     /// Reads every floating-point tensor of an in-memory safetensors buffer.
     pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| VisionError::TensorData(format!("invalid safetensors data: {e}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|source| VisionError::Safetensors {
+            context: "invalid safetensors data".to_string(),
+            source,
+        })?;
         let mut map = TensorMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
@@ -160,11 +162,16 @@ impl TensorMap {
         let mut views = Vec::with_capacity(raw.len());
         for (name, bytes, shape) in &raw {
             let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map_err(|e| VisionError::TensorData(format!("{name}: {e}")))?;
+                .map_err(|source| VisionError::Safetensors {
+                    context: name.clone(),
+                    source,
+                })?;
             views.push((name.clone(), view));
         }
-        safetensors::serialize(views, None)
-            .map_err(|e| VisionError::TensorData(format!("cannot serialise safetensors: {e}")))
+        safetensors::serialize(views, None).map_err(|source| VisionError::Safetensors {
+            context: "cannot serialise safetensors".to_string(),
+            source,
+        })
     }
 }
 

@@ -67,7 +67,7 @@ fn yolo_record_round_trip_gives_identical_outputs() {
 
     // any extension: recognised by its magic bytes, loaded by the inference pipeline
     let renamed = tmp.path().join("weights.last");
-    std::fs::copy(&path, &renamed).unwrap();
+    fs_err::copy(&path, &renamed).unwrap();
     let ckpt = read_checkpoint(&renamed).unwrap();
     assert_eq!(task_of(&ckpt), Some(Task::Segment));
     // the training size travels with the record

@@ -159,7 +159,7 @@ fn mask_iou(a: &[u8], b: &[u8]) -> f64 {
 fn predictions_match_ultralytics_predict() {
     let model = widgets_model();
     let expected: Value = serde_json::from_slice(
-        &std::fs::read(fixtures().join("expected/yolo/predictions.json")).unwrap(),
+        &fs_err::read(fixtures().join("expected/yolo/predictions.json")).unwrap(),
     )
     .unwrap();
     let s = &expected["settings"];
