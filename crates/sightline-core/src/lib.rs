@@ -4,10 +4,14 @@
 //! - [`Manifest`]: a validated `models/configs/*.yaml` ([`Manifest::load`], [`Manifest::parse`]).
 //! - [`Settings`]: defaults < `sightline.toml` < `SIGHTLINE_*` environment < flags.
 //! - [`Diagnostics`]: `file:line:column: message` errors.
+//! - [`inspection`]: the inspection policy shared by the server and evaluation (OK/NG verdict,
+//!   the served detector's confidence floor, confidence histograms, the typed confidence
+//!   baseline).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod diagnostics;
+pub mod inspection;
 pub mod manifest;
 pub mod settings;
 
