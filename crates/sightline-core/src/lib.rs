@@ -5,11 +5,15 @@
 //! - [`Settings`]: defaults < `sightline.toml` < `SIGHTLINE_*` environment < flags.
 //! - [`Diagnostics`]: `file:line:column: message` errors.
 //! - [`error_chain`]: an error and its causes on one line, each cause once.
+//! - [`inspection`]: the inspection policy shared by the server and evaluation (OK/NG verdict,
+//!   the served detector's confidence floor, confidence histograms, the typed confidence
+//!   baseline).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod diagnostics;
 pub mod errors;
+pub mod inspection;
 pub mod manifest;
 pub mod settings;
 

@@ -1,12 +1,12 @@
 //! Classification metrics: top-k accuracy, per-class precision / recall / F1, confusion matrix and calibration
 //! (expected calibration error with reliability-diagram bins).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
 
 /// Precision, recall and F1 of one class (0 where undefined, like scikit-learn's `zero_division=0`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassScores {
     /// Correct predictions of the class / predictions of the class.
     pub precision: f64,
@@ -19,7 +19,7 @@ pub struct ClassScores {
 }
 
 /// One bin of a reliability diagram: samples whose top confidence is in `(lo, hi]` (the first bin includes 0).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReliabilityBin {
     /// Lower edge.
     pub lo: f64,

@@ -2,14 +2,17 @@
 //! per-class precision/recall at them, the image-level OK/NG decision and its confusion matrix, NG and unknown
 //! rates, business-rule gates, and threshold sweeps that suggest per-class thresholds.
 //!
-//! Decision rule for one image, in order:
-//! 1. NG if any predicted defect instance scores at least its class threshold;
+//! Decision rule for one image: the server's, [`sightline_core::inspection`] (one policy, so promotion gates read
+//! what production serves), in order:
+//! 1. NG if any predicted instance of a defect class (not named `ok`, any case) scores at least its class
+//!    threshold;
 //! 2. otherwise, with a classifier: its top label is "low confidence" when its confidence is below that label's
 //!    threshold; with `allow_unknown` such an image is **Unknown**; otherwise the top label decides:
 //!    the `ok` label → OK, any other (defect) label → NG;
 //! 3. otherwise OK.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sightline_core::inspection::{self, ClassifierCall, is_ok_label};
 
 use crate::EvalError;
 
@@ -21,8 +24,9 @@ pub const DEFAULT_THRESHOLD: f64 = 0.25;
 pub struct OperatingPoint {
     /// Per class index; classes beyond the list use [`DEFAULT_THRESHOLD`].
     pub thresholds: Vec<f64>,
-    /// Classifier label that means "no defect" (`ok`), if the model is a classifier.
-    pub ok_label: Option<usize>,
+    /// Class names by index: the one named `ok` (any case, [`is_ok_label`]) means "no defect"; classes beyond
+    /// the list are defects.
+    pub labels: Vec<String>,
     /// Whether a low-confidence classifier answer may be reported as "unknown".
     pub allow_unknown: bool,
 }
@@ -34,6 +38,11 @@ impl OperatingPoint {
             .get(class)
             .copied()
             .unwrap_or(DEFAULT_THRESHOLD)
+    }
+
+    /// Whether a class is the good class.
+    pub fn is_ok_class(&self, class: usize) -> bool {
+        self.labels.get(class).is_some_and(|l| is_ok_label(l))
     }
 }
 
@@ -66,43 +75,24 @@ pub struct ImageResult {
     pub classifier: Option<ClassifierPrediction>,
 }
 
-/// Image-level decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// No defect.
-    Ok,
-    /// Defective.
-    Ng,
-    /// Not confident enough to say (only with `allow_unknown`).
-    Unknown,
-}
+/// Image-level decision: the inspection policy's verdict.
+pub use sightline_core::inspection::Verdict as Decision;
 
 /// Decides one image; the flag tells whether the classifier answer was below its threshold.
 pub fn decide(img: &ImageResult, op: &OperatingPoint) -> (Decision, bool) {
-    if img
+    let defect = img
         .instances
         .iter()
-        .any(|i| i.score >= op.threshold(i.class))
-    {
-        let low = img
-            .classifier
-            .is_some_and(|c| c.confidence < op.threshold(c.label));
-        return (Decision::Ng, low);
-    }
-    match img.classifier {
-        Some(c) => {
-            let low = c.confidence < op.threshold(c.label);
-            if low && op.allow_unknown {
-                (Decision::Unknown, true)
-            } else if Some(c.label) == op.ok_label {
-                (Decision::Ok, low)
-            } else {
-                (Decision::Ng, low)
-            }
-        }
-        None => (Decision::Ok, false),
-    }
+        .any(|i| !op.is_ok_class(i.class) && i.score >= op.threshold(i.class));
+    let call = img.classifier.map(|c| ClassifierCall {
+        ok: op.is_ok_class(c.label),
+        above_threshold: c.confidence >= op.threshold(c.label),
+    });
+    let low = call.is_some_and(|c| !c.above_threshold);
+    (
+        inspection::verdict(defect, call.map(|c| c.answer(op.allow_unknown))),
+        low,
+    )
 }
 
 /// The image-level confusion matrix (rows: truth, columns: decision).
@@ -192,7 +182,7 @@ pub struct BusinessRules {
 }
 
 /// Outcome of one business rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleCheck {
     /// Rule name (`max_ng_ratio`, `no_unknowns`).
     pub rule: String,
@@ -251,7 +241,7 @@ pub struct ScoredInstance {
 }
 
 /// Precision and recall of one class at one threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdPoint {
     /// The threshold (instances with `score >= threshold` count).
     pub threshold: f64,
@@ -386,7 +376,7 @@ mod tests {
         // Detector: class 0 scratch (thr 0.5), class 1 dent (thr 0.3).
         let op = OperatingPoint {
             thresholds: vec![0.5, 0.3],
-            ok_label: None,
+            labels: Vec::new(),
             allow_unknown: false,
         };
         let imgs = vec![
@@ -456,7 +446,7 @@ mod tests {
         // Labels: 0 ok, 1 ng, 2 scratch; thresholds 0.6 for all.
         let mut op = OperatingPoint {
             thresholds: vec![0.6; 3],
-            ok_label: Some(0),
+            labels: vec!["ok".into(), "ng".into(), "scratch".into()],
             allow_unknown: true,
         };
         let cls = |label, confidence| Some(ClassifierPrediction { label, confidence });
@@ -515,6 +505,31 @@ mod tests {
         assert!(r[0].detail.contains("2 of 4"), "{}", r[0].detail);
     }
 
+    /// The server's rule: the good class is named `ok` in any case, and its detections never make an image NG.
+    #[test]
+    fn ok_class_by_name_as_served() {
+        let op = OperatingPoint {
+            thresholds: vec![0.5, 0.5],
+            labels: vec!["OK".into(), "scratch".into()],
+            allow_unknown: false,
+        };
+        let img = |instances, classifier| ImageResult {
+            truth_ng: false,
+            instances,
+            classifier,
+        };
+        assert_eq!(decide(&img(vec![inst(0, 0.9)], None), &op).0, Decision::Ok);
+        assert_eq!(decide(&img(vec![inst(1, 0.9)], None), &op).0, Decision::Ng);
+        let cls = |label| {
+            Some(ClassifierPrediction {
+                label,
+                confidence: 0.9,
+            })
+        };
+        assert_eq!(decide(&img(vec![], cls(0)), &op), (Decision::Ok, false));
+        assert_eq!(decide(&img(vec![], cls(1)), &op), (Decision::Ng, false));
+    }
+
     #[test]
     fn per_class_and_sweep() {
         let s = |class, score, tp| ScoredInstance { class, score, tp };
@@ -528,7 +543,7 @@ mod tests {
         let gt = [4, 1];
         let op = OperatingPoint {
             thresholds: vec![0.5, 0.5],
-            ok_label: None,
+            labels: Vec::new(),
             allow_unknown: false,
         };
         let pc = per_class_at_thresholds(&dets, &gt, &op).unwrap();

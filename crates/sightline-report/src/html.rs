@@ -38,7 +38,7 @@ pub fn render(r: &Report) -> String {
         &mut o,
         &["field", "value"],
         &[
-            vec!["task".into(), format!("{:?}", r.task).to_lowercase()],
+            vec!["task".into(), crate::task_name(r.task).into()],
             vec!["config".into(), r.config_path.clone()],
             vec!["checkpoint".into(), r.checkpoint.clone()],
             vec!["checkpoint sha256".into(), r.checkpoint_sha256.clone()],
@@ -214,10 +214,10 @@ pub fn render(r: &Report) -> String {
             .map(|p| {
                 vec![
                     p.name.clone(),
-                    p.support.to_string(),
-                    f(p.precision),
-                    f(p.recall),
-                    f(p.f1),
+                    p.scores.support.to_string(),
+                    f(p.scores.precision),
+                    f(p.scores.recall),
+                    f(p.scores.f1),
                 ]
             })
             .collect();
@@ -229,9 +229,12 @@ pub fn render(r: &Report) -> String {
             "Per-class metrics",
             &names,
             &[
-                ("P", c.per_class.iter().map(|p| p.precision).collect()),
-                ("R", c.per_class.iter().map(|p| p.recall).collect()),
-                ("F1", c.per_class.iter().map(|p| p.f1).collect()),
+                (
+                    "P",
+                    c.per_class.iter().map(|p| p.scores.precision).collect(),
+                ),
+                ("R", c.per_class.iter().map(|p| p.scores.recall).collect()),
+                ("F1", c.per_class.iter().map(|p| p.scores.f1).collect()),
             ],
         ));
         let rel: Vec<(f64, f64)> = c
@@ -261,13 +264,13 @@ pub fn render(r: &Report) -> String {
                 .map(|p| {
                     vec![
                         p.name.clone(),
-                        f(p.threshold),
-                        p.tp.to_string(),
-                        p.fp.to_string(),
-                        p.fn_.to_string(),
-                        f(p.precision),
-                        f(p.recall),
-                        f(p.f1),
+                        f(p.point.threshold),
+                        p.point.tp.to_string(),
+                        p.point.fp.to_string(),
+                        p.point.fn_.to_string(),
+                        f(p.point.precision),
+                        f(p.point.recall),
+                        f(p.point.f1),
                         p.suggested_threshold.map_or_else(|| "-".into(), f),
                     ]
                 })

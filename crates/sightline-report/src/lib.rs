@@ -20,14 +20,40 @@ pub enum ReportError {
     Json(#[from] serde_json::Error),
 }
 
-/// Which kind of model was evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    /// Detector / instance segmenter.
-    Detect,
-    /// Image classifier.
-    Classify,
+/// Which kind of model was evaluated: the one [`sightline_core::Task`], written `detect` (for
+/// [`Task::Segment`]) or `classify` in `report.json`.
+pub use sightline_core::Task;
+
+/// The report's name of a task (`detect`, `classify`).
+pub fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Segment => "detect",
+        Task::Classify => "classify",
+    }
+}
+
+/// `report.json`'s spelling of [`Task`].
+mod task_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Task, task_name};
+
+    pub fn serialize<S: Serializer>(t: &Task, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(task_name(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Task, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Name {
+            Detect,
+            Classify,
+        }
+        Ok(match Name::deserialize(d)? {
+            Name::Detect => Task::Segment,
+            Name::Classify => Task::Classify,
+        })
+    }
 }
 
 /// Where the evaluated images came from.
@@ -126,35 +152,23 @@ pub struct DetectionSection {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Per-class classification scores.
+/// Per-class classification scores: the class name and sightline-eval's scores
+/// (`precision`, `recall`, `f1`, `support`, at the same level in `report.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClsClassRow {
     /// Class name.
     pub name: String,
-    /// Precision.
-    pub precision: f64,
-    /// Recall.
-    pub recall: f64,
-    /// F1.
-    pub f1: f64,
-    /// Samples of the class.
-    pub support: usize,
+    /// Its scores.
+    #[serde(flatten)]
+    pub scores: ClassScores,
 }
 
-/// One reliability-diagram bin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReliabilityBin {
-    /// Lower edge.
-    pub lo: f64,
-    /// Upper edge.
-    pub hi: f64,
-    /// Samples in the bin.
-    pub count: usize,
-    /// Mean confidence.
-    pub confidence: f64,
-    /// Accuracy.
-    pub accuracy: f64,
-}
+/// sightline-eval's per-class classification scores.
+pub use sightline_eval::classification::ClassScores;
+/// One reliability-diagram bin (sightline-eval's).
+pub use sightline_eval::classification::ReliabilityBin;
+/// sightline-eval's numbers of one class at one threshold.
+pub use sightline_eval::operating::ThresholdPoint;
 
 /// Classification metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,39 +191,22 @@ pub struct ClassificationSection {
     pub reliability: Vec<ReliabilityBin>,
 }
 
-/// Per-class numbers at the configured thresholds.
+/// Per-class numbers at the configured thresholds: the class name, sightline-eval's point
+/// (`threshold`, `tp`, `fp`, `fn_`, `precision`, `recall`, `f1`, at the same level in
+/// `report.json`) and the sweep's suggestion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdRow {
     /// Class name.
     pub name: String,
-    /// Threshold used.
-    pub threshold: f64,
-    /// True positives.
-    pub tp: usize,
-    /// False positives.
-    pub fp: usize,
-    /// False negatives.
-    pub fn_: usize,
-    /// Precision.
-    pub precision: f64,
-    /// Recall.
-    pub recall: f64,
-    /// F1.
-    pub f1: f64,
+    /// The numbers at the threshold used.
+    #[serde(flatten)]
+    pub point: ThresholdPoint,
     /// Threshold suggested by the sweep (best F1), if any.
     pub suggested_threshold: Option<f64>,
 }
 
-/// Outcome of one business rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RuleResult {
-    /// Rule name.
-    pub rule: String,
-    /// Whether it holds.
-    pub passed: bool,
-    /// The numbers compared.
-    pub detail: String,
-}
+/// Outcome of one business rule (sightline-eval's).
+pub use sightline_eval::operating::RuleCheck as RuleResult;
 
 /// Metrics at the operating point (what ships).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +237,7 @@ pub struct Report {
     /// Model name (from the manifest).
     pub model: String,
     /// Task evaluated.
+    #[serde(with = "task_serde")]
     pub task: Task,
     /// Path of the manifest used.
     pub config_path: String,
@@ -397,7 +395,7 @@ pub(crate) mod tests {
         let names = vec!["scratch".to_string(), "<dent>&\"x\"".to_string()];
         Report {
             model: "widget-seg".into(),
-            task: Task::Detect,
+            task: Task::Segment,
             config_path: "models/configs/w.yaml".into(),
             config: serde_json::json!({"name": "widget-seg"}),
             checkpoint: "best.pt".into(),
@@ -454,10 +452,12 @@ pub(crate) mod tests {
                     .iter()
                     .map(|n| ClsClassRow {
                         name: n.clone(),
-                        precision: 1.0,
-                        recall: 0.5,
-                        f1: 0.6667,
-                        support: 2,
+                        scores: ClassScores {
+                            precision: 1.0,
+                            recall: 0.5,
+                            f1: 0.6667,
+                            support: 2,
+                        },
                     })
                     .collect(),
                 confusion: vec![vec![2, 0], vec![1, 1]],
@@ -481,13 +481,15 @@ pub(crate) mod tests {
             operating: Some(OperatingSection {
                 per_class: vec![ThresholdRow {
                     name: names[1].clone(),
-                    threshold: 0.25,
-                    tp: 2,
-                    fp: 1,
-                    fn_: 1,
-                    precision: 0.6667,
-                    recall: 0.6667,
-                    f1: 0.6667,
+                    point: ThresholdPoint {
+                        threshold: 0.25,
+                        tp: 2,
+                        fp: 1,
+                        fn_: 1,
+                        precision: 0.6667,
+                        recall: 0.6667,
+                        f1: 0.6667,
+                    },
                     suggested_threshold: Some(0.41),
                 }],
                 images: 6,
@@ -512,6 +514,48 @@ pub(crate) mod tests {
                 data_uri: data_uri("image/png", b"\x89PNG"),
             }],
         }
+    }
+
+    /// `report.json` keeps its shape: the task as `detect`/`classify`, eval's rows flattened.
+    #[test]
+    fn report_json_spelling_is_stable() {
+        let v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["task"], "detect");
+        let row = &v["operating"]["per_class"][0];
+        let mut keys: Vec<&String> = row.as_object().unwrap().keys().collect();
+        keys.sort_unstable();
+        let mut want = [
+            "name",
+            "threshold",
+            "tp",
+            "fp",
+            "fn_",
+            "precision",
+            "recall",
+            "f1",
+            "suggested_threshold",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(row["fn_"], 1);
+        let cls = &v["classification"]["per_class"][0];
+        assert_eq!(cls["support"], 2);
+        assert_eq!(cls["precision"], 1.0);
+        let mut c = sample();
+        c.task = Task::Classify;
+        assert_eq!(serde_json::to_value(&c).unwrap()["task"], "classify");
+        let text = serde_json::to_string_pretty(&sample()).unwrap();
+        assert!(
+            text.contains(
+                "\"name\": \"<dent>&\\\"x\\\"\",\n        \"threshold\": 0.25,\n        \"tp\": 2,\n        \"fp\": 1,\n        \"fn_\": 1,"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Report>(&text).unwrap(),
+            sample(),
+            "round trip"
+        );
     }
 
     #[test]

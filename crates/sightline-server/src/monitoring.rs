@@ -14,12 +14,13 @@ use std::fmt::Write as _;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Serialize;
+use sightline_core::inspection::{BaselineDistribution as Baseline, ConfidenceBaseline};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Histogram bins over `[0, 1]`.
-pub const BINS: usize = 10;
+/// Histogram bins over `[0, 1]` (the inspection policy's).
+pub const BINS: usize = sightline_core::inspection::HISTOGRAM_BINS;
 /// Most requests of a window that are looked at (the newest).
 pub const WINDOW_CAP: i64 = 50_000;
 /// Unknown rate above which the alarm is raised when `allow_unknown: true` (with
@@ -125,19 +126,8 @@ pub struct BaselineRef {
     pub evaluation_id: i64,
 }
 
-/// Bin index of a confidence.
-pub fn bin(c: f64) -> usize {
-    ((c.clamp(0.0, 1.0) * BINS as f64) as usize).min(BINS - 1)
-}
-
-/// Histogram of samples.
-pub fn histogram(samples: &[f64]) -> Vec<u64> {
-    let mut h = vec![0u64; BINS];
-    for &c in samples {
-        h[bin(c)] += 1;
-    }
-    h
-}
+/// Bin index of a confidence, and histogram of samples (the inspection policy's bins).
+pub use sightline_core::inspection::{histogram, histogram_bin as bin};
 
 /// Two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical CDFs.
 pub fn ks_statistic(a: &[f64], b: &[f64]) -> Option<f64> {
@@ -202,11 +192,6 @@ pub fn confidences(response: &serde_json::Value) -> Vec<(String, f64)> {
     out
 }
 
-enum Baseline {
-    Samples(Vec<f64>),
-    Histogram(Vec<u64>),
-}
-
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
@@ -224,26 +209,13 @@ async fn baseline(
     {
         let model = state.registry().get(a.model_version_id).await?;
         let evals = state.registry().evaluations(&model).await?;
-        let Some(e) = evals.iter().find(|e| {
-            e.details.get("confidence_samples").is_some()
-                || e.details.get("confidence_histograms").is_some()
-        }) else {
+        let Some((e, b)) = evals
+            .iter()
+            .find_map(|e| ConfidenceBaseline::from_details(&e.details).map(|b| (e, b)))
+        else {
             continue;
         };
-        if let Some(m) = e.details["confidence_samples"].as_object() {
-            for (label, v) in m {
-                let s: Vec<f64> = serde_json::from_value(v.clone()).unwrap_or_default();
-                out.insert(label.clone(), Baseline::Samples(s));
-            }
-        } else if let Some(m) = e.details["confidence_histograms"].as_object() {
-            for (label, v) in m {
-                if let Ok(h) = serde_json::from_value::<Vec<u64>>(v.clone())
-                    && h.len() == BINS
-                {
-                    out.insert(label.clone(), Baseline::Histogram(h));
-                }
-            }
-        }
+        out.extend(b.distributions());
         reference.get_or_insert(BaselineRef {
             model_version_id: model.id,
             evaluation_id: e.id,

@@ -1,7 +1,9 @@
 //! Verdicts: turning detector and classifier outputs into `ok | ng | unknown` with reasons, and
 //! tracking the NG ratio over a lot or a rolling window against `max_ng_ratio`.
 //!
-//! Conventions (also in the API documentation):
+//! The rules are the one inspection policy, [`sightline_core::inspection`], which evaluation
+//! applies too; this module adds the reasons and the NG-ratio tracking. Conventions (also in the
+//! API documentation):
 //! - a label named `ok` (any case) is the good class; every other label is a defect;
 //! - a detection counts when its confidence reaches its label's threshold (default 0.25);
 //!   any counted defect detection makes the image NG;
@@ -14,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use sightline_core::inspection::{self, ClassifierAnswer, ClassifierCall};
 use sightline_core::{BusinessRules, DEFAULT_THRESHOLD};
 
 /// Image verdict.
@@ -39,9 +42,17 @@ impl Verdict {
     }
 }
 
-/// Whether a label is the good class.
-pub fn is_ok_label(label: &str) -> bool {
-    label.eq_ignore_ascii_case("ok")
+/// Whether a label is the good class (the one rule: [`inspection::is_ok_label`]).
+pub use sightline_core::inspection::is_ok_label;
+
+impl From<inspection::Verdict> for Verdict {
+    fn from(v: inspection::Verdict) -> Self {
+        match v {
+            inspection::Verdict::Ok => Verdict::Ok,
+            inspection::Verdict::Ng => Verdict::Ng,
+            inspection::Verdict::Unknown => Verdict::Unknown,
+        }
+    }
 }
 
 /// Threshold of a label in a threshold map.
@@ -78,12 +89,14 @@ pub fn classify_decision(
     thresholds: &BTreeMap<String, f64>,
     rules: &BusinessRules,
 ) -> ClassDecision {
-    let above = confidence >= threshold(thresholds, top_label);
+    let call = ClassifierCall::new(top_label, confidence, threshold(thresholds, top_label));
     ClassDecision {
-        label: (above || !rules.allow_unknown).then(|| top_label.to_string()),
+        label: call
+            .label_decided(rules.allow_unknown)
+            .then(|| top_label.to_string()),
         top_label: top_label.to_string(),
         confidence,
-        above_threshold: above,
+        above_threshold: call.above_threshold,
     }
 }
 
@@ -93,13 +106,12 @@ pub fn decide(
     class: Option<&ClassDecision>,
 ) -> (Verdict, Vec<String>) {
     let mut reasons = Vec::new();
-    let mut ng = false;
-    let mut unknown = false;
+    let mut defect_detected = false;
     if let Some((dets, thresholds)) = detections {
         for d in dets {
             let t = threshold(thresholds, d.label);
-            if !is_ok_label(d.label) && d.confidence >= t {
-                ng = true;
+            if inspection::detection_is_defect(d.label, d.confidence, t) {
+                defect_detected = true;
                 reasons.push(format!(
                     "detector: {} {:.3} >= threshold {t:.3}",
                     d.label, d.confidence
@@ -107,10 +119,15 @@ pub fn decide(
             }
         }
     }
+    // The decided label (`None`: unknown) as the policy's answer.
+    let answer = class.map(|c| match &c.label {
+        Some(l) if !is_ok_label(l) => ClassifierAnswer::Defect,
+        Some(_) => ClassifierAnswer::Ok,
+        None => ClassifierAnswer::Unknown,
+    });
     if let Some(c) = class {
         match &c.label {
             Some(l) if !is_ok_label(l) => {
-                ng = true;
                 if c.above_threshold {
                     reasons.push(format!("classifier: {l} {:.3}", c.confidence));
                 } else {
@@ -129,7 +146,6 @@ pub fn decide(
                 }
             }
             None => {
-                unknown = true;
                 reasons.push(format!(
                     "classifier: top label {} {:.3} is below its threshold (allow_unknown: true)",
                     c.top_label, c.confidence
@@ -137,14 +153,7 @@ pub fn decide(
             }
         }
     }
-    let verdict = if ng {
-        Verdict::Ng
-    } else if unknown {
-        Verdict::Unknown
-    } else {
-        Verdict::Ok
-    };
-    (verdict, reasons)
+    (inspection::verdict(defect_detected, answer).into(), reasons)
 }
 
 /// NG ratio over a lot or the rolling window, compared to `max_ng_ratio`.

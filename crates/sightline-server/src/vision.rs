@@ -188,11 +188,10 @@ impl ModelLoader for VisionLoader {
                 };
                 // Keep every detection some label's threshold could accept; the verdict applies
                 // the per-label thresholds afterwards.
-                let lowest = m
-                    .thresholds
-                    .values()
-                    .fold(f64::from(settings.nms.conf), |a, b| a.min(*b));
-                settings.nms.conf = (lowest as f32).clamp(0.0, 1.0);
+                settings.nms.conf = sightline_core::inspection::serving_floor(
+                    settings.nms.conf,
+                    m.thresholds.values().copied(),
+                );
                 let settings = settings
                     .validated()
                     .map_err(|e| InferError::Load(e.to_string()))?;

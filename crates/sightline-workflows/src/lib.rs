@@ -10,8 +10,12 @@
 //! - [`corrections`]: operator corrections of production inspections → a dataset version whose
 //!   parent is the project's latest (`sightline dataset ingest --from-corrections`,
 //!   `POST /projects/{p}/datasets/from-corrections`).
+//! - [`evaluate`]: a checkpoint over an evaluation split → metrics (sightline-eval), the
+//!   `report.json` and `report.html` of sightline-report, and a recorded evaluation whose numbers
+//!   promotion gates read (`sightline evaluate`).
 
 pub mod corrections;
+pub mod evaluate;
 pub mod ingest;
 
 pub use corrections::dataset_repo;

@@ -1,5 +1,5 @@
 //! Detector / instance-segmenter evaluation: the YOLOv8-seg checkpoint runs over the split (confidence floor
-//! `--conf`, default 0.001, like Ultralytics' validator), then
+//! `conf`, 0.001 by default in the CLI, like Ultralytics' validator), then
 //!
 //! - COCO box and mask statistics, pycocotools-exact ([`sightline_eval::coco::evaluate`]);
 //! - Ultralytics-style per-class P/R/F1 at the best-F1 confidence and mAP50 / mAP50-95, for boxes and masks
@@ -15,13 +15,14 @@
 //! category `k + 1`. Every model class must be a project label (a clear error otherwise: pass `--labels` to name
 //! the checkpoint's classes with project labels). Ground-truth objects with labels the model does not predict are
 //! left out of every metric and counted in the notes; they still make their image NG for the image-level truth.
-//! An image's truth is NG when its image-level label is not `ok`, or, without a label, when it has an object.
+//! An image's truth is NG when its image-level label is not the ok label
+//! ([`sightline_core::inspection::is_ok_label`]), or, without a label, when it has an object. The image-level
+//! decision and the monitoring baseline follow the inspection policy the server applies.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use sightline_core::manifest::Manifest;
+use sightline_core::inspection::{self, ConfidenceBaseline};
 use sightline_datasets::model::{ImageRecord, Instance, Segmentation as DsSeg};
 use sightline_eval::coco::{
     CocoAnnotation, CocoCategory, CocoDetection, CocoGt, CocoImage, Flag, IouType, RleCounts,
@@ -35,14 +36,15 @@ use sightline_eval::yolo::{ApPerClass, ap_per_class, iou_thresholds, match_predi
 use sightline_mask::Rle;
 use sightline_report::{
     ClassCurves, DatasetInfo, DetClassRow, DetectionSection, GalleryKind, OperatingSection, Report,
-    RuleResult, Task, ThresholdRow,
+    ThresholdRow,
 };
 use sightline_vision::postprocess::NmsSettings;
 use sightline_vision::preprocess::load_rgb;
 use sightline_vision::segment::{SegmentSettings, Segmenter};
 
 use super::{
-    ConfidenceBaseline, EvalData, Evaluated, ReportBase, RunOpts, gallery, progress, rfc3339,
+    EvalData, EvaluateError, EvaluateEvent, EvaluateOptions, Evaluation, ReportBase, gallery,
+    rfc3339,
 };
 
 /// IoU at which the operating point counts a prediction as correct.
@@ -85,9 +87,8 @@ struct Img {
     preds: Vec<Pred>,
 }
 
-fn gt_object(inst: &Instance, class: usize, r: &ImageRecord) -> anyhow::Result<GtObj> {
+fn gt_object(inst: &Instance, class: usize, r: &ImageRecord) -> Result<GtObj, EvaluateError> {
     let (h, w) = (r.height, r.width);
-    let ctx = || format!("{}: object {:?}", r.file, inst.label);
     let rle = match (&inst.segmentation, &inst.bbox) {
         (Some(DsSeg::Polygons { polygons }), _) => Rle::from_polygons(polygons, h, w)?,
         (
@@ -99,12 +100,24 @@ fn gt_object(inst: &Instance, class: usize, r: &ImageRecord) -> anyhow::Result<G
             _,
         ) => {
             if (*height, *width) != (h, w) {
-                bail!("{}: mask is {width}×{height}, image {w}×{h}", ctx());
+                return Err(EvaluateError::MaskSize {
+                    file: r.file.clone(),
+                    label: inst.label.clone(),
+                    mask_width: *width,
+                    mask_height: *height,
+                    width: w,
+                    height: h,
+                });
             }
             Rle::new(h, w, counts.clone())?
         }
         (None, Some(b)) => Rle::from_bbox(b, h, w)?,
-        (None, None) => bail!("{}: neither a mask nor a box", ctx()),
+        (None, None) => {
+            return Err(EvaluateError::NoGeometry {
+                file: r.file.clone(),
+                label: inst.label.clone(),
+            });
+        }
     };
     let xywh = inst.bbox.unwrap_or_else(|| rle.to_bbox());
     Ok(GtObj {
@@ -185,7 +198,7 @@ struct YoloInputs {
     tp_mask: Vec<Vec<bool>>,
 }
 
-fn yolo_inputs(imgs: &[Img]) -> anyhow::Result<YoloInputs> {
+fn yolo_inputs(imgs: &[Img]) -> Result<YoloInputs, EvaluateError> {
     let th = iou_thresholds();
     let mut y = YoloInputs {
         conf: Vec::new(),
@@ -337,26 +350,34 @@ fn predict_all(
     seg: &Segmenter,
     settings: &SegmentSettings,
     imgs: &mut [Img],
-    opts: &RunOpts,
-) -> anyhow::Result<()> {
-    let pb = progress(imgs.len(), "segment", opts.show_progress);
-    for chunk in imgs.chunks_mut(opts.batch) {
+    batch: usize,
+    on_event: &dyn Fn(EvaluateEvent),
+) -> Result<(), EvaluateError> {
+    on_event(EvaluateEvent::InferenceStarted {
+        stage: "segment",
+        images: imgs.len(),
+    });
+    for chunk in imgs.chunks_mut(batch) {
         let mut pix = Vec::with_capacity(chunk.len());
         for im in chunk.iter() {
-            let img = load_rgb(&im.path).with_context(|| format!("reading {}", im.file))?;
+            let img = load_rgb(&im.path).map_err(|source| EvaluateError::ReadImage {
+                what: im.file.clone(),
+                source: Box::new(source),
+            })?;
             if (img.width(), img.height()) != (im.w, im.h) {
-                bail!(
-                    "{}: the image is {}×{} but its annotations say {}×{}",
-                    im.file,
-                    img.width(),
-                    img.height(),
-                    im.w,
-                    im.h
-                );
+                return Err(EvaluateError::ImageSize {
+                    file: im.file.clone(),
+                    width: img.width(),
+                    height: img.height(),
+                    ann_width: im.w,
+                    ann_height: im.h,
+                });
             }
             pix.push(img);
         }
-        let dets = seg.predict(&pix, settings).context("segmenter inference")?;
+        let dets = seg
+            .predict(&pix, settings)
+            .map_err(|e| EvaluateError::SegmentInference(Box::new(e)))?;
         for (im, ds) in chunk.iter_mut().zip(dets) {
             let mut preds = Vec::with_capacity(ds.len());
             for d in ds {
@@ -370,39 +391,51 @@ fn predict_all(
             preds.sort_by(|a, b| b.score.total_cmp(&a.score));
             im.preds = preds;
         }
-        pb.inc(chunk.len() as u64);
+        on_event(EvaluateEvent::ImagesDone {
+            images: chunk.len(),
+        });
     }
-    pb.finish_and_clear();
+    on_event(EvaluateEvent::InferenceFinished);
     Ok(())
 }
 
 /// Evaluate a YOLOv8-seg checkpoint on the split of `data`.
 pub(crate) fn evaluate(
-    manifest: &Manifest,
-    ckpt: &Path,
+    opts: &EvaluateOptions,
     data: &EvalData,
-    opts: &RunOpts,
     base: ReportBase,
-) -> anyhow::Result<Evaluated> {
+    on_event: &dyn Fn(EvaluateEvent),
+) -> Result<Evaluation, EvaluateError> {
+    let (manifest, ckpt) = (&opts.manifest, opts.checkpoint.as_path());
     let det = manifest
         .detector
         .as_ref()
-        .with_context(|| format!("the manifest of {} has no detector model", manifest.project))?;
+        .ok_or_else(|| EvaluateError::NoModel {
+            project: manifest.project.clone(),
+            model: "detector",
+        })?;
     let backend: sightline_vision::backend::BackendKind = opts.device.parse()?;
-    let loaded = sightline_vision::checkpoint::read_checkpoint(ckpt)
-        .with_context(|| format!("loading {}", ckpt.display()))?;
+    let loading = |source| EvaluateError::Checkpoint {
+        what: "loading",
+        path: ckpt.to_path_buf(),
+        source: Box::new(source),
+    };
+    let loaded = sightline_vision::checkpoint::read_checkpoint(ckpt).map_err(loading)?;
     // `--imgsz`, else the checkpoint's training size, else the manifest's.
     let imgsz = sightline_vision::imgsz::resolve_imgsz(
         opts.imgsz.map(|s| s as usize),
         &loaded.meta,
         det.hyperparameters.imgsz as usize,
     )
-    .with_context(|| format!("image size of {}", ckpt.display()))?;
-    let seg = Segmenter::from_loaded_checkpoint(loaded, opts.labels.clone(), backend.device()?)
-        .with_context(|| format!("loading {}", ckpt.display()))?;
+    .map_err(|source| EvaluateError::Imgsz {
+        path: ckpt.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    let seg = Segmenter::from_loaded_checkpoint(loaded, labels(opts), backend.device()?)
+        .map_err(loading)?;
     let seg = match &opts.ort {
         Some(rt) => sightline_onnx::attach::segmenter_on_ort(seg, rt, None, imgsz.imgsz)
-            .context("running the model on ONNX Runtime (--runtime burn avoids it)")?,
+            .map_err(EvaluateError::Onnx)?,
         None => seg,
     };
     let classes = seg.labels().to_vec();
@@ -411,20 +444,19 @@ pub(crate) fn evaluate(
         .filter(|c| !manifest.labels.contains(c))
         .collect();
     if !foreign.is_empty() {
-        let shown: Vec<&String> = foreign.iter().take(10).copied().collect();
-        bail!(
-            "{} of the checkpoint's {} classes are not labels of project {} ({:?}): {shown:?}{}; \
-             pass --labels with one project label per checkpoint class, in class-id order",
-            foreign.len(),
-            classes.len(),
-            manifest.project,
-            manifest.labels,
-            if foreign.len() > shown.len() {
+        let shown: Vec<String> = foreign.iter().take(10).map(|c| (*c).clone()).collect();
+        return Err(EvaluateError::ForeignClasses {
+            foreign: foreign.len(),
+            classes: classes.len(),
+            project: manifest.project.clone(),
+            labels: manifest.labels.clone(),
+            more: if foreign.len() > shown.len() {
                 " …"
             } else {
                 ""
-            }
-        );
+            },
+            shown,
+        });
     }
     let nc = classes.len();
     let settings = SegmentSettings {
@@ -451,7 +483,7 @@ pub(crate) fn evaluate(
             }
         }
         let truth_ng = match r.label.as_deref() {
-            Some(l) => l != "ok",
+            Some(l) => !inspection::is_ok_label(l),
             None => r.instances.iter().any(|i| !i.iscrowd),
         };
         imgs.push(Img {
@@ -469,7 +501,7 @@ pub(crate) fn evaluate(
             "{n} ground-truth object(s) labelled {l:?} left out: not a class of the model"
         ));
     }
-    predict_all(&seg, &settings, &mut imgs, opts)?;
+    predict_all(&seg, &settings, &mut imgs, opts.batch, on_event)?;
 
     // COCO, pycocotools-exact.
     let (gt, dts) = coco_inputs(&imgs, &classes);
@@ -489,7 +521,7 @@ pub(crate) fn evaluate(
     let baseline = confidence_baseline(&imgs, &classes, &thr, opts.conf, &mut notes);
     let op = OperatingPoint {
         thresholds: thr.clone(),
-        ok_label: None,
+        labels: classes.clone(),
         allow_unknown: manifest.business_rules.allow_unknown,
     };
     let scored: Vec<ScoredInstance> = y
@@ -538,7 +570,7 @@ pub(crate) fn evaluate(
     let c = &il.confusion;
     let report = Report {
         model: format!("{}-detector", manifest.project),
-        task: Task::Detect,
+        task: sightline_core::Task::Segment,
         config_path: base.config_path,
         config: base.config,
         checkpoint: base.checkpoint,
@@ -575,13 +607,7 @@ pub(crate) fn evaluate(
                 .enumerate()
                 .map(|(k, (p, s))| ThresholdRow {
                     name: classes[k].clone(),
-                    threshold: p.threshold,
-                    tp: p.tp,
-                    fp: p.fp,
-                    fn_: p.fn_,
-                    precision: p.precision,
-                    recall: p.recall,
-                    f1: p.f1,
+                    point: *p,
                     suggested_threshold: s.suggested.map(|x| x.threshold),
                 })
                 .collect(),
@@ -595,18 +621,11 @@ pub(crate) fn evaluate(
             accuracy: il.accuracy,
             escape_rate: il.escape_rate,
             overkill_rate: il.overkill_rate,
-            rules: rules
-                .into_iter()
-                .map(|r| RuleResult {
-                    rule: r.rule,
-                    passed: r.passed,
-                    detail: r.detail,
-                })
-                .collect(),
+            rules,
         }),
         gallery: items,
     };
-    Ok(Evaluated {
+    Ok(Evaluation {
         report,
         notes,
         baseline,
@@ -614,17 +633,14 @@ pub(crate) fn evaluate(
     })
 }
 
-/// The confidence floor of the served detector: the server lowers the NMS confidence (default 0.25) to the
-/// lowest class threshold, and keeps detections scoring strictly above it (f32, as NMS compares).
+/// The confidence floor of the served detector for per-class thresholds `thr`: the inspection policy's
+/// [`inspection::serving_floor`] from the default NMS confidence, as the server's loader applies it.
 fn serving_floor(thr: &[f64]) -> f32 {
-    let lowest = thr
-        .iter()
-        .fold(f64::from(NmsSettings::default().conf), |a, &b| a.min(b));
-    (lowest as f32).clamp(0.0, 1.0)
+    inspection::serving_floor(NmsSettings::default().conf, thr.iter().copied())
 }
 
 /// Per-class confidences of the detections production would log for these images: those above the serving
-/// floor ([`serving_floor`]), under their class label.
+/// floor ([`serving_floor`], [`inspection::above_floor`]), under their class label.
 fn confidence_baseline(
     imgs: &[Img],
     classes: &[String],
@@ -642,7 +658,7 @@ fn confidence_baseline(
     let mut b = ConfidenceBaseline::new(classes);
     for im in imgs {
         for p in &im.preds {
-            if p.score as f32 > floor {
+            if inspection::above_floor(p.score, floor) {
                 match classes.get(p.class) {
                     Some(l) => b.push(l, p.score),
                     None => b.push(&format!("class{}", p.class), p.score),
@@ -660,7 +676,7 @@ fn worst_mistakes(
     thr: &[f64],
     classes: &[String],
     n: usize,
-) -> anyhow::Result<Vec<sightline_report::GalleryItem>> {
+) -> Result<Vec<sightline_report::GalleryItem>, EvaluateError> {
     let mut fps: Vec<(f64, usize, usize)> = Vec::new();
     let mut fns: Vec<(f64, usize, usize)> = Vec::new();
     for (i, im) in imgs.iter().enumerate() {
@@ -743,7 +759,18 @@ fn worst_mistakes(
     Ok(out)
 }
 
+/// The detector class names: the given labels (trimmed, empty ones dropped), else the checkpoint's.
+fn labels(opts: &EvaluateOptions) -> Option<Vec<String>> {
+    opts.labels.as_ref().map(|l| {
+        l.iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -840,8 +867,9 @@ mod tests {
             0.001,
             &mut notes,
         );
-        assert_eq!(b.samples["a"], vec![0.9]);
-        assert_eq!(b.samples["b"], vec![0.3]);
+        let samples = b.samples.as_ref().unwrap();
+        assert_eq!(samples["a"], vec![0.9]);
+        assert_eq!(samples["b"], vec![0.3]);
         assert!(notes.is_empty());
         let _ = confidence_baseline(
             std::slice::from_ref(&im),

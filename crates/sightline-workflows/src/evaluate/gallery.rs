@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use sightline_mask::Rle;
 use sightline_report::{GalleryItem, GalleryKind, data_uri};
 use sightline_vision::image::{RgbImage, imageops};
 use sightline_vision::overlay::draw_tag;
 use sightline_vision::preprocess::load_rgb;
+
+use super::EvaluateError;
 
 /// Largest thumbnail side in pixels.
 pub const MAX_SIDE: u32 = 256;
@@ -88,12 +89,19 @@ fn crop_and_fit(img: &RgbImage, b: Option<[f64; 4]>) -> RgbImage {
     imageops::resize(&crop, nw, nh, imageops::FilterType::Triangle)
 }
 
-fn jpeg_uri(img: &RgbImage) -> anyhow::Result<String> {
+fn jpeg_uri(img: &RgbImage) -> Result<String, EvaluateError> {
     let mut buf = Vec::new();
     sightline_vision::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 85)
         .encode_image(img)
-        .context("encoding a gallery thumbnail")?;
+        .map_err(EvaluateError::Thumbnail)?;
     Ok(data_uri("image/jpeg", &buf))
+}
+
+fn read_error(path: &Path, source: sightline_vision::VisionError) -> EvaluateError {
+    EvaluateError::ReadImage {
+        what: path.display().to_string(),
+        source: Box::new(source),
+    }
 }
 
 /// A detector mistake: a false positive (`score` given) or a missed ground-truth object.
@@ -107,8 +115,8 @@ pub fn instance(
     rle: Option<&Rle>,
     box_xyxy: [f64; 4],
     detail: String,
-) -> anyhow::Result<GalleryItem> {
-    let mut img = load_rgb(path).with_context(|| format!("reading {}", path.display()))?;
+) -> Result<GalleryItem, EvaluateError> {
+    let mut img = load_rgb(path).map_err(|source| read_error(path, source))?;
     let color = if kind == GalleryKind::FalseNegative {
         FN_COLOR
     } else {
@@ -138,8 +146,8 @@ pub fn misclassified(
     predicted: &str,
     confidence: f64,
     truth: &str,
-) -> anyhow::Result<GalleryItem> {
-    let img = load_rgb(path).with_context(|| format!("reading {}", path.display()))?;
+) -> Result<GalleryItem, EvaluateError> {
+    let img = load_rgb(path).map_err(|source| read_error(path, source))?;
     let thumb = crop_and_fit(&img, None);
     let tag = format!("{predicted} {confidence:.2} (true {truth})");
     Ok(GalleryItem {
@@ -153,6 +161,7 @@ pub fn misclassified(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

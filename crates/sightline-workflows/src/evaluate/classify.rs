@@ -1,29 +1,27 @@
 //! Classifier evaluation: top-1/top-5, per-class P/R/F1, confusion matrix, calibration, the image-level decision
 //! at the manifest's thresholds, business rules, and a gallery of the most confident mistakes.
 //!
-//! Data: `--data <dir>` holding `<label>/*.jpg` (or `<dir>/<split>/<label>/…`), or the images of a dataset
-//! version's split that carry an image-level label of the project.
+//! Data: a folder holding `<label>/*.jpg` (or `<dir>/<split>/<label>/…`), or the images of a dataset
+//! version's split that carry an image-level label of the project. The image-level decision and the monitoring
+//! baseline follow the inspection policy the server applies ([`sightline_core::inspection`]).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use sightline_core::manifest::Manifest;
+use sightline_core::inspection::{ConfidenceBaseline, is_ok_label};
 use sightline_eval::classification::classification_metrics;
 use sightline_eval::operating::{
     BusinessRules, ClassifierPrediction, ImageResult, OperatingPoint, check_business_rules,
     image_level,
 };
-use sightline_report::{
-    ClassificationSection, ClsClassRow, DatasetInfo, OperatingSection, ReliabilityBin, Report,
-    RuleResult, Task,
-};
+use sightline_report::{ClassificationSection, ClsClassRow, DatasetInfo, OperatingSection, Report};
 
 use super::{
-    ConfidenceBaseline, EvalData, Evaluated, ReportBase, RunOpts, gallery, progress, rfc3339,
+    EvalData, EvaluateError, EvaluateEvent, EvaluateOptions, Evaluation, ReportBase, gallery,
+    rfc3339,
 };
 
 /// Images of a class-per-folder split, as (path, label index) for the manifest's labels.
-fn classify_samples(dir: &Path, labels: &[String]) -> anyhow::Result<Vec<(PathBuf, usize)>> {
+fn classify_samples(dir: &Path, labels: &[String]) -> Result<Vec<(PathBuf, usize)>, EvaluateError> {
     let mut out = Vec::new();
     for (i, label) in labels.iter().enumerate() {
         let d = dir.join(label);
@@ -43,10 +41,10 @@ fn classify_samples(dir: &Path, labels: &[String]) -> anyhow::Result<Vec<(PathBu
         out.extend(files.into_iter().map(|p| (p, i)));
     }
     if out.is_empty() {
-        bail!(
-            "no images found under {} in folders named after the labels {labels:?}",
-            dir.display()
-        );
+        return Err(EvaluateError::NoClassImages {
+            dir: dir.to_path_buf(),
+            labels: labels.to_vec(),
+        });
     }
     Ok(out)
 }
@@ -56,7 +54,7 @@ fn dataset_samples(
     data: &EvalData,
     split: &str,
     labels: &[String],
-) -> anyhow::Result<Vec<(String, PathBuf, usize)>> {
+) -> Result<Vec<(String, PathBuf, usize)>, EvaluateError> {
     let mut out = Vec::new();
     for r in data.split_records(split)? {
         let Some(l) = r.label.as_deref() else {
@@ -68,30 +66,32 @@ fn dataset_samples(
         out.push((r.file.clone(), data.path(&r.file)?.clone(), i));
     }
     if out.is_empty() {
-        bail!(
-            "{}: no {split} image has an image-level label among {labels:?}",
-            data.source
-        );
+        return Err(EvaluateError::NoLabelledImages {
+            data: data.source.clone(),
+            split: split.to_string(),
+            labels: labels.to_vec(),
+        });
     }
     Ok(out)
 }
 
-/// Evaluate a classifier checkpoint on `data` (a dataset version) or on the class folders of `dir`.
+/// Evaluate a classifier checkpoint on `data` (a dataset version) or on the class folders of the options'
+/// data folder.
 pub(crate) fn evaluate(
-    manifest: &Manifest,
-    ckpt: &Path,
+    opts: &EvaluateOptions,
     data: Option<&EvalData>,
-    dir: Option<&Path>,
-    dataset_label: Option<String>,
-    opts: &RunOpts,
     base: ReportBase,
-) -> anyhow::Result<Evaluated> {
-    let model = manifest.classifier.as_ref().with_context(|| {
-        format!(
-            "the manifest of {} has no classifier model",
-            manifest.project
-        )
-    })?;
+    on_event: &dyn Fn(EvaluateEvent),
+) -> Result<Evaluation, EvaluateError> {
+    let (manifest, ckpt) = (&opts.manifest, opts.checkpoint.as_path());
+    let (dir, dataset_label) = (opts.data.as_deref(), opts.dataset.clone());
+    let model = manifest
+        .classifier
+        .as_ref()
+        .ok_or_else(|| EvaluateError::NoModel {
+            project: manifest.project.clone(),
+            model: "classifier",
+        })?;
     let labels = manifest.labels.clone();
     let (samples, source, version) = match (data, dir) {
         (Some(d), _) => (
@@ -116,46 +116,60 @@ pub(crate) fn evaluate(
                 .collect();
             (s, data.display().to_string(), dataset_label)
         }
-        (None, None) => bail!("no evaluation data"),
+        (None, None) => return Err(EvaluateError::NoData),
     };
     let backend: sightline_vision::backend::BackendKind = opts.device.parse()?;
     // `--imgsz`, else the checkpoint's training size (crop), else the manifest's.
+    let cannot_load = |source| EvaluateError::Checkpoint {
+        what: "cannot load classifier",
+        path: ckpt.to_path_buf(),
+        source: Box::new(source),
+    };
     let meta = sightline_vision::checkpoint::read_checkpoint(ckpt)
-        .with_context(|| format!("cannot load classifier {}", ckpt.display()))?
+        .map_err(cannot_load)?
         .meta;
     let crop = sightline_vision::imgsz::resolve_imgsz(
         opts.imgsz.map(|s| s as usize),
         &meta,
         model.hyperparameters.imgsz as usize,
     )
-    .with_context(|| format!("image size of {}", ckpt.display()))?
+    .map_err(|source| EvaluateError::Imgsz {
+        path: ckpt.to_path_buf(),
+        source: Box::new(source),
+    })?
     .imgsz;
     if crop == 0 {
-        bail!("--imgsz must be positive");
+        return Err(EvaluateError::ZeroImgsz);
     }
     let clf = sightline_vision::classify::Classifier::load_on(
         ckpt,
         Some(labels.clone()),
         backend.device()?,
     )
-    .with_context(|| format!("cannot load classifier {}", ckpt.display()))?
+    .map_err(cannot_load)?
     .with_preprocess(sightline_vision::imgsz::classify_preprocess(crop));
     let clf = match &opts.ort {
-        Some(rt) => sightline_onnx::attach::classifier_on_ort(clf, rt, None)
-            .context("running the model on ONNX Runtime (--runtime burn avoids it)")?,
+        Some(rt) => {
+            sightline_onnx::attach::classifier_on_ort(clf, rt, None).map_err(EvaluateError::Onnx)?
+        }
         None => clf,
     };
-    let pb = progress(samples.len(), "classify", opts.show_progress);
+    on_event(EvaluateEvent::InferenceStarted {
+        stage: "classify",
+        images: samples.len(),
+    });
     let mut preds = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(opts.batch) {
         let paths: Vec<&PathBuf> = chunk.iter().map(|(_, p, _)| p).collect();
         preds.extend(
             clf.predict_paths(&paths)
-                .context("classifier inference failed")?,
+                .map_err(|e| EvaluateError::ClassifyInference(Box::new(e)))?,
         );
-        pb.inc(chunk.len() as u64);
+        on_event(EvaluateEvent::ImagesDone {
+            images: chunk.len(),
+        });
     }
-    pb.finish_and_clear();
+    on_event(EvaluateEvent::InferenceFinished);
     let probs: Vec<Vec<f64>> = preds
         .iter()
         .map(|p| p.probabilities.iter().map(|&x| f64::from(x)).collect())
@@ -169,20 +183,19 @@ pub(crate) fn evaluate(
     }
     let m = classification_metrics(&probs, &truth, 10)?;
 
-    let ok_label = labels.iter().position(|l| l == "ok");
     let op = OperatingPoint {
         thresholds: labels
             .iter()
             .map(|l| model.thresholds.for_label(l))
             .collect(),
-        ok_label,
+        labels: labels.clone(),
         allow_unknown: manifest.business_rules.allow_unknown,
     };
     let images: Vec<ImageResult> = preds
         .iter()
         .zip(&truth)
         .map(|(p, &t)| ImageResult {
-            truth_ng: Some(t) != ok_label,
+            truth_ng: !is_ok_label(&labels[t]),
             instances: Vec::new(),
             classifier: Some(ClassifierPrediction {
                 label: p.class_id,
@@ -218,7 +231,7 @@ pub(crate) fn evaluate(
     let c = &il.confusion;
     let report = Report {
         model: format!("{}-{}", manifest.project, "classifier"),
-        task: Task::Classify,
+        task: sightline_core::Task::Classify,
         config_path: base.config_path,
         config: base.config,
         checkpoint: base.checkpoint,
@@ -245,24 +258,11 @@ pub(crate) fn evaluate(
                 .zip(&labels)
                 .map(|(s, n)| ClsClassRow {
                     name: n.clone(),
-                    precision: s.precision,
-                    recall: s.recall,
-                    f1: s.f1,
-                    support: s.support,
+                    scores: s.clone(),
                 })
                 .collect(),
             confusion: m.confusion.clone(),
-            reliability: m
-                .reliability
-                .iter()
-                .map(|b| ReliabilityBin {
-                    lo: b.lo,
-                    hi: b.hi,
-                    count: b.count,
-                    confidence: b.confidence,
-                    accuracy: b.accuracy,
-                })
-                .collect(),
+            reliability: m.reliability.clone(),
         }),
         operating: Some(OperatingSection {
             per_class: Vec::new(),
@@ -276,18 +276,11 @@ pub(crate) fn evaluate(
             accuracy: il.accuracy,
             escape_rate: il.escape_rate,
             overkill_rate: il.overkill_rate,
-            rules: rules
-                .into_iter()
-                .map(|r| RuleResult {
-                    rule: r.rule,
-                    passed: r.passed,
-                    detail: r.detail,
-                })
-                .collect(),
+            rules,
         }),
         gallery: items,
     };
-    Ok(Evaluated {
+    Ok(Evaluation {
         report,
         notes: Vec::new(),
         baseline,
