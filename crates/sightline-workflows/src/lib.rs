@@ -10,8 +10,13 @@
 //! - [`corrections`]: operator corrections of production inspections → a dataset version whose
 //!   parent is the project's latest (`sightline dataset ingest --from-corrections`,
 //!   `POST /projects/{p}/datasets/from-corrections`).
+//! - [`train`]: a manifest (or an experiment to resume) and a dataset version → an experiment
+//!   folder and its database record, with typed progress events ([`train::TrainEvent`]) and
+//!   the trainer's typed command line ([`train::TrainInvocation`]) (`sightline train`, the
+//!   server's training jobs).
 
 pub mod corrections;
 pub mod ingest;
+pub mod train;
 
 pub use corrections::dataset_repo;
