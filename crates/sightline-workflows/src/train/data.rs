@@ -59,7 +59,7 @@ pub enum SamplesError {
         file: String,
         /// The decoder's error (it names the stored path).
         #[source]
-        source: TrainError,
+        source: Box<TrainError>,
     },
     /// An RLE mask could not be traced to polygons.
     #[error("tracing the mask of an object in {file}")]
@@ -68,7 +68,7 @@ pub enum SamplesError {
         file: String,
         /// The codec's error.
         #[source]
-        source: DatasetError,
+        source: Box<DatasetError>,
     },
     /// Only boxes, no masks.
     #[error(
@@ -238,7 +238,7 @@ pub fn detector_samples(
             let rec = refs[i];
             let image = image.map_err(|source| SamplesError::Decode {
                 file: rec.file.clone(),
-                source,
+                source: Box::new(source),
             })?;
             let mut instances = Vec::new();
             for inst in &rec.instances {
@@ -262,7 +262,7 @@ pub fn detector_samples(
                         sightline_datasets::mask_codec::counts_to_polygons(*height, *width, counts)
                             .map_err(|source| SamplesError::TraceMask {
                                 file: rec.file.clone(),
-                                source,
+                                source: Box::new(source),
                             })?
                             .iter()
                             .map(|p| points(p))

@@ -28,7 +28,7 @@ pub enum TrainWorkflowError {
         path: PathBuf,
         /// Its error.
         #[source]
-        source: ManifestError,
+        source: Box<ManifestError>,
     },
     /// The manifest has no model of the task.
     #[error("{} has no `models.{what}` section", path.display())]
@@ -50,7 +50,7 @@ pub enum TrainWorkflowError {
         config: PathBuf,
         /// The database's error.
         #[source]
-        source: DbError,
+        source: Box<DbError>,
     },
     /// The project has no labels.
     #[error("project {0} has no labels")]
@@ -66,7 +66,7 @@ pub enum TrainWorkflowError {
     ZeroBatch,
     /// A project name that is not a safe folder name.
     #[error("invalid project name {0:?}")]
-    InvalidProject(String, #[source] DatasetError),
+    InvalidProject(String, #[source] Box<DatasetError>),
     /// The dataset version reference does not resolve.
     #[error(
         "dataset version {reference:?} of project {project} (ingest one with `sightline dataset \
@@ -79,7 +79,7 @@ pub enum TrainWorkflowError {
         project: String,
         /// The repository's error.
         #[source]
-        source: DatasetError,
+        source: Box<DatasetError>,
     },
     /// The working directory cannot be read (relative weight paths resolve against it).
     #[error("cannot read the current directory")]
@@ -146,7 +146,7 @@ pub enum TrainWorkflowError {
     NoFolderName(PathBuf),
     /// The dataset version's annotations could not be read.
     #[error("reading dataset version {0}")]
-    ReadDataset(String, #[source] DatasetError),
+    ReadDataset(String, #[source] Box<DatasetError>),
     /// The resumed experiment was trained on other classes.
     #[error(
         "the classes of dataset version {version} ({prepared}) differ from the experiment's \
@@ -167,7 +167,7 @@ pub enum TrainWorkflowError {
         id: String,
         /// Why.
         #[source]
-        source: RunError,
+        source: Box<RunError>,
     },
     /// The training thread panicked.
     #[error("the training thread panicked")]
@@ -177,25 +177,49 @@ pub enum TrainWorkflowError {
     RecordWriterPanicked(#[source] tokio::task::JoinError),
     /// Writing the Burn records failed.
     #[error("writing the Burn records")]
-    Records(#[source] RunError),
+    Records(#[source] Box<RunError>),
     /// The dataset version cannot be trained on.
     #[error(transparent)]
-    Samples(#[from] SamplesError),
+    Samples(Box<SamplesError>),
     /// A dataset repository operation failed.
     #[error(transparent)]
-    Dataset(#[from] DatasetError),
+    Dataset(Box<DatasetError>),
     /// A database operation failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(Box<DbError>),
     /// The experiment folder could not be created or read.
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Train(Box<TrainError>),
     /// Serialising the configuration failed.
     #[error(transparent)]
     Serialize(#[from] serde_json::Error),
     /// A blocking task (data preparation) panicked.
     #[error(transparent)]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl From<SamplesError> for TrainWorkflowError {
+    fn from(e: SamplesError) -> Self {
+        Self::Samples(Box::new(e))
+    }
+}
+
+impl From<DatasetError> for TrainWorkflowError {
+    fn from(e: DatasetError) -> Self {
+        Self::Dataset(Box::new(e))
+    }
+}
+
+impl From<DbError> for TrainWorkflowError {
+    fn from(e: DbError) -> Self {
+        Self::Db(Box::new(e))
+    }
+}
+
+impl From<TrainError> for TrainWorkflowError {
+    fn from(e: TrainError) -> Self {
+        Self::Train(Box::new(e))
+    }
 }
 
 /// Why the model set-up or the loop of a run failed.

@@ -164,7 +164,7 @@ pub enum TrainOutcome {
     /// A stop was requested before the experiment existed: nothing was created or changed.
     NotStarted,
     /// The run ended (completed or stopped) and its end is recorded.
-    Ended(TrainEnd),
+    Ended(Box<TrainEnd>),
 }
 
 /// A run that ended.

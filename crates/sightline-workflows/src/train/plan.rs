@@ -39,7 +39,7 @@ pub(crate) fn artifacts_root(settings: &Settings) -> Result<PathBuf, E> {
 /// The project's dataset repository under the data directory.
 pub(crate) fn repo(home: &Path, project: &str) -> Result<Repo, E> {
     sightline_datasets::dvc::safe_relpath(project)
-        .map_err(|e| E::InvalidProject(project.to_string(), e))?;
+        .map_err(|e| E::InvalidProject(project.to_string(), Box::new(e)))?;
     Ok(Repo::open(
         home.join("projects").join(project).join("datasets"),
     ))
@@ -80,7 +80,7 @@ async fn new_plan(
     let config = a.config.as_ref().ok_or(E::ConfigRequired)?;
     let manifest = Manifest::load(config).map_err(|source| E::Manifest {
         path: config.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let mut mc = manifest
         .model(task)
@@ -101,7 +101,7 @@ async fn new_plan(
         .map_err(|source| E::ProjectNotApplied {
             project: manifest.project.clone(),
             config: config.clone(),
-            source,
+            source: Box::new(source),
         })?;
     if labels.is_empty() {
         return Err(E::NoLabels(manifest.project.clone()));
@@ -112,7 +112,7 @@ async fn new_plan(
     let version = repo.get(&a.dataset).map_err(|source| E::DatasetVersion {
         reference: a.dataset.clone(),
         project: manifest.project.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let cwd = std::env::current_dir().map_err(E::CurrentDir)?;
     let weights_file = match &mc.weights {

@@ -32,7 +32,7 @@ pub async fn execute(
     let version = plan.resolved.dataset_version.clone();
     let ds = repo
         .dataset(&version)
-        .map_err(|e| E::ReadDataset(version.clone(), e))?;
+        .map_err(|e| E::ReadDataset(version.clone(), Box::new(e)))?;
     let images = repo.image_paths(&version)?;
     let control = control.with_batch_callback({
         let o = observer.clone();
@@ -188,7 +188,10 @@ pub async fn execute(
         )
         .await?;
     if let Err(source) = result {
-        return Err(E::Failed { id, source });
+        return Err(E::Failed {
+            id,
+            source: Box::new(source),
+        });
     }
     let records = if plan.save_record {
         let exp = Experiment::open(&dir)?;
@@ -197,7 +200,7 @@ pub async fn execute(
         tokio::task::spawn_blocking(move || model::save_records(task, &exp, &names))
             .await
             .map_err(E::RecordWriterPanicked)?
-            .map_err(E::Records)?
+            .map_err(|e| E::Records(Box::new(e)))?
     } else {
         Vec::new()
     };
@@ -216,9 +219,9 @@ pub async fn execute(
     };
     observer.event(&TrainEvent::Done(done.clone()));
     let completed_epochs = Experiment::open(&dir).map(|e| e.next_epoch()).unwrap_or(0);
-    Ok(TrainOutcome::Ended(TrainEnd {
+    Ok(TrainOutcome::Ended(Box::new(TrainEnd {
         done,
         epochs: plan.resolved.hyperparameters.epochs,
         completed_epochs,
-    }))
+    })))
 }
