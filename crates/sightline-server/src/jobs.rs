@@ -24,6 +24,7 @@
 //! points to it (`experiment`, `experiment_url`).
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
 use std::path::{Path as FsPath, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,6 +41,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sightline_core::Task;
 use sightline_core::manifest::Weights;
+use sightline_db::experiments::Status as ExperimentStatus;
+use sightline_workflows::train::{Overrides, TrainEvent, TrainInvocation, TrainOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use utoipa::OpenApi;
 
@@ -233,7 +236,7 @@ pub struct Job {
 /// What a job task needs to start its trainer.
 struct Launch {
     exe: PathBuf,
-    args: Vec<String>,
+    args: Vec<OsString>,
     env: Vec<(String, String)>,
     dir: PathBuf,
 }
@@ -452,21 +455,24 @@ impl Jobs {
             })
         });
         let mut started: Option<(Instant, u64)> = None;
-        let mut done_status: Option<String> = None;
+        let mut done_status: Option<ExperimentStatus> = None;
         if let Some(out) = child.stdout.take() {
             let mut lines = BufReader::new(out).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line) else {
+                // anything that is not an event (a stray print, a garbled line) is skipped
+                let Some(ev) = TrainEvent::from_line(&line) else {
+                    tracing::debug!(
+                        target: "sightline_server::jobs::trainer",
+                        "not a progress event: {line}"
+                    );
                     continue;
                 };
-                if ev["event"] == "start" {
-                    started = Some((
-                        Instant::now(),
-                        ev["resume_from_epoch"].as_u64().unwrap_or(0),
-                    ));
-                }
-                if ev["event"] == "done" {
-                    done_status = ev["status"].as_str().map(str::to_string);
+                match &ev {
+                    TrainEvent::Start(s) => {
+                        started = Some((Instant::now(), s.resume_from_epoch as u64));
+                    }
+                    TrainEvent::Done(d) => done_status = Some(d.status),
+                    TrainEvent::Batch(_) | TrainEvent::Epoch(_) => {}
                 }
                 self.update(&id, |j| apply_event(j, &ev, started));
             }
@@ -485,9 +491,9 @@ impl Jobs {
             j.exit_code = code;
             let status = if j.cancel_requested {
                 JobStatus::Cancelled
-            } else if code == Some(0) && done_status.as_deref() == Some("completed") {
+            } else if code == Some(0) && done_status == Some(ExperimentStatus::Completed) {
                 JobStatus::Succeeded
-            } else if done_status.as_deref() == Some("stopped") {
+            } else if done_status == Some(ExperimentStatus::Stopped) {
                 // stopped by a SIGINT from outside the server (the trainer exits 130)
                 JobStatus::Cancelled
             } else {
@@ -642,42 +648,36 @@ fn signal(_pid: u32, _kill: bool) -> std::io::Result<()> {
 }
 
 /// Fold one progress event of the trainer into the job.
-fn apply_event(j: &mut Job, ev: &serde_json::Value, started: Option<(Instant, u64)>) {
+fn apply_event(j: &mut Job, ev: &TrainEvent, started: Option<(Instant, u64)>) {
     let p = &mut j.progress;
-    match ev["event"].as_str() {
-        Some("start") => {
-            if let Some(e) = ev["experiment"].as_str() {
-                j.experiment = Some(e.to_string());
-                j.experiment_url = Some(format!("/experiments/{e}"));
-            }
-            p.epochs = ev["epochs"].as_u64();
-            p.epochs_completed = ev["resume_from_epoch"].as_u64().unwrap_or(0);
+    match ev {
+        TrainEvent::Start(s) => {
+            j.experiment = Some(s.experiment.clone());
+            j.experiment_url = Some(format!("/experiments/{}", s.experiment));
+            p.epochs = Some(u64::from(s.epochs));
+            p.epochs_completed = s.resume_from_epoch as u64;
         }
-        Some("batch") => {
-            p.epoch = ev["epoch"].as_u64();
-            p.epochs = ev["epochs"].as_u64().or(p.epochs);
-            p.batch = ev["batch"].as_u64();
-            p.batches = ev["batches"].as_u64();
-            p.losses = ev["losses"].clone();
+        TrainEvent::Batch(b) => {
+            p.epoch = Some(b.epoch as u64);
+            p.epochs = Some(b.epochs as u64);
+            p.batch = Some(b.batch as u64);
+            p.batches = Some(b.batches as u64);
+            p.losses = serde_json::to_value(&b.losses).unwrap_or_default();
         }
-        Some("epoch") => {
-            if let Some(e) = ev["epoch"].as_u64() {
-                p.epoch = Some(e);
-                p.epochs_completed = e + 1;
-            }
-            p.losses = ev["losses"].clone();
-            p.metrics = ev["metrics"].clone();
-            p.fitness = ev["fitness"].as_f64();
+        TrainEvent::Epoch(r) => {
+            p.epoch = Some(r.epoch as u64);
+            p.epochs_completed = r.epoch as u64 + 1;
+            p.losses = serde_json::to_value(&r.losses).unwrap_or_default();
+            p.metrics = serde_json::to_value(&r.metrics).unwrap_or_default();
+            p.fitness = Some(r.fitness);
         }
-        Some("done") => {
-            if let Some(e) = ev["experiment"].as_str() {
-                j.experiment = Some(e.to_string());
-                j.experiment_url = Some(format!("/experiments/{e}"));
-            }
-            j.result = Some(ev.clone());
+        TrainEvent::Done(d) => {
+            j.experiment = Some(d.experiment.clone());
+            j.experiment_url = Some(format!("/experiments/{}", d.experiment));
+            // the event as the trainer printed it (keys sorted, with its `event` tag)
+            j.result = Some(ev.to_value());
             return;
         }
-        _ => return,
     }
     p.eta_s = eta(p, started);
 }
@@ -892,45 +892,36 @@ async fn resolve_weights(
     Ok(file.display().to_string())
 }
 
-fn trainer_args(
+/// The trainer's command line: `--json --home <home> train <task> --config <job manifest>
+/// --dataset <version> --device … --workers … --weights … [--epochs …] [--imgsz …]
+/// [--batch-size …] [--seed …]`.
+fn trainer_invocation(
     home: &FsPath,
     task: Task,
     config: &FsPath,
     params: &JobParams,
     weights: &str,
-) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "--json".into(),
-        "--home".into(),
-        home.display().to_string(),
-        "train".into(),
-        match task {
-            Task::Segment => "detector",
-            Task::Classify => "classifier",
-        }
-        .into(),
-        "--config".into(),
-        config.display().to_string(),
-        "--dataset".into(),
-        params.dataset_version.clone(),
-        "--device".into(),
-        params.device.clone(),
-        "--workers".into(),
-        params.workers.to_string(),
-        "--weights".into(),
-        weights.to_string(),
-    ];
-    let mut opt = |flag: &str, v: Option<String>| {
-        if let Some(v) = v {
-            a.push(flag.into());
-            a.push(v);
-        }
-    };
-    opt("--epochs", params.epochs.map(|v| v.to_string()));
-    opt("--imgsz", params.imgsz.map(|v| v.to_string()));
-    opt("--batch-size", params.batch_size.map(|v| v.to_string()));
-    opt("--seed", params.seed.map(|v| v.to_string()));
-    a
+) -> TrainInvocation {
+    TrainInvocation {
+        json: true,
+        home: Some(home.to_path_buf()),
+        options: TrainOptions {
+            task,
+            config: Some(config.to_path_buf()),
+            dataset: params.dataset_version.clone(),
+            overrides: Overrides {
+                epochs: params.epochs,
+                imgsz: params.imgsz,
+                batch_size: params.batch_size,
+                seed: params.seed,
+            },
+            device: params.device.clone(),
+            workers: params.workers as usize,
+            weights: Some(weights.to_string()),
+            resume: None,
+            save_record: false,
+        },
+    }
 }
 
 /// Start a training run (an experiment) of the project's detector or classifier, as
@@ -1023,7 +1014,7 @@ pub async fn start_experiment(
     env.extend(config.trainer_env.iter().cloned());
     let launch = Launch {
         exe,
-        args: trainer_args(&config.home, task, &manifest_file, &params, &weights),
+        args: trainer_invocation(&config.home, task, &manifest_file, &params, &weights).to_args(),
         env,
         dir,
     };
@@ -1164,6 +1155,67 @@ mod tests {
         assert!(matches!(check(&r), Err(ApiError::BadRequest(_))));
         r.device = Some("cuda:1".into());
         assert!(check(&r).is_ok());
+    }
+
+    #[test]
+    fn trainer_lines_fold_into_the_job() {
+        let mut j = Job {
+            id: "j".into(),
+            project: "p".into(),
+            task: Task::Classify,
+            status: JobStatus::Running,
+            params: JobParams {
+                dataset_version: "v".into(),
+                epochs: None,
+                imgsz: None,
+                batch_size: None,
+                seed: None,
+                weights: None,
+                device: "cpu".into(),
+                workers: 0,
+            },
+            experiment: None,
+            experiment_url: None,
+            progress: JobProgress::default(),
+            result: None,
+            cancel_requested: false,
+            pid: None,
+            exit_code: None,
+            error: None,
+            stderr_tail: Vec::new(),
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        };
+        let lines = [
+            r#"{"dataset_version":"v","dir":"/a/e1","epochs":2,"event":"start","experiment":"e1","names":["ok","ng"],"resume_from_epoch":0,"task":"classify","train_images":8,"val_images":2}"#,
+            "not an event",
+            r#"{"event":"warmup"}"#,
+            r#"{"batch":3,"batches":4,"epoch":0,"epochs":2,"event":"batch","losses":{"ce":0.5}}"#,
+            r#"{"epoch":0,"event":"epoch","fitness":0.75,"losses":{"ce":0.25},"lr":0.01,"metrics":{"top1":0.75},"time_s":1.5}"#,
+        ];
+        for line in lines {
+            if let Some(ev) = TrainEvent::from_line(line) {
+                apply_event(&mut j, &ev, None);
+            }
+        }
+        assert_eq!(j.experiment.as_deref(), Some("e1"));
+        assert_eq!(j.experiment_url.as_deref(), Some("/experiments/e1"));
+        let p = &j.progress;
+        assert_eq!(
+            (p.epoch, p.epochs, p.batch, p.batches),
+            (Some(0), Some(2), Some(3), Some(4))
+        );
+        assert_eq!(p.epochs_completed, 1);
+        assert_eq!(p.losses, serde_json::json!({"ce": 0.25}));
+        assert_eq!(p.metrics, serde_json::json!({"top1": 0.75}));
+        assert_eq!(p.fitness, Some(0.75));
+        let done = r#"{"best_epoch":0,"best_fitness":0.75,"best_metrics":{"top1":0.75},"dir":"/a/e1","event":"done","experiment":"e1","records":[],"status":"completed","weights":{"best":"/a/e1/weights/best.safetensors","last":"/a/e1/weights/last.safetensors"}}"#;
+        let ev = TrainEvent::from_line(done).unwrap();
+        apply_event(&mut j, &ev, None);
+        // the result is the trainer's line as it was printed
+        let result = j.result.unwrap();
+        assert_eq!(result.to_string(), done);
     }
 
     #[test]

@@ -150,10 +150,7 @@ pub fn start_detector(
 ) -> Result<(YoloV8Seg, Transfer)> {
     let fresh = init_head_biases(YoloV8Seg::new(config, device));
     let Some(start) = start else {
-        let total = fresh
-            .to_tensor_map()
-            .map_err(|e| TrainError::Data(e.to_string()))?
-            .len();
+        let total = fresh.to_tensor_map().map_err(TrainError::Weights)?.len();
         return Ok((
             fresh,
             Transfer {
@@ -163,10 +160,9 @@ pub fn start_detector(
             },
         ));
     };
-    let theirs = YoloV8SegConfig::infer(start).map_err(|e| {
-        TrainError::Config(format!(
-            "the starting weights are not a YOLOv8-seg model: {e}"
-        ))
+    let theirs = YoloV8SegConfig::infer(start).map_err(|source| TrainError::StartWeights {
+        what: "the starting weights are not a YOLOv8-seg model",
+        source,
     })?;
     if theirs.scale != config.scale || theirs.num_masks != config.num_masks {
         return Err(TrainError::Config(format!(
@@ -175,9 +171,7 @@ pub fn start_detector(
             config.scale.unwrap_or('?')
         )));
     }
-    let mut merged = fresh
-        .to_tensor_map()
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut merged = fresh.to_tensor_map().map_err(TrainError::Weights)?;
     let names: Vec<String> = merged.names().map(str::to_string).collect();
     let total = names.len();
     let mut loaded = 0;
@@ -192,8 +186,11 @@ pub fn start_detector(
             _ => reinitialised.push(name),
         }
     }
-    let model = YoloV8Seg::load(config, &merged, device)
-        .map_err(|e| TrainError::Config(format!("loading the starting weights: {e}")))?;
+    let model =
+        YoloV8Seg::load(config, &merged, device).map_err(|source| TrainError::StartWeights {
+            what: "loading the starting weights",
+            source,
+        })?;
     Ok((
         model,
         Transfer {

@@ -83,22 +83,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path
         .parent()
         .ok_or_else(|| TrainError::Io(format!("{} has no parent folder", path.display())))?;
-    fs_err::create_dir_all(parent).map_err(io)?;
+    fs_err::create_dir_all(parent)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = fs_err::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    let mut f = fs_err::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
     drop(f);
-    fs_err::rename(&tmp, path).map_err(io)?;
+    fs_err::rename(&tmp, path)?;
     Ok(())
-}
-
-fn io(e: std::io::Error) -> TrainError {
-    TrainError::Io(e.to_string())
 }
 
 /// UTC timestamp `YYYYMMDD-HHMMSS` of a Unix time in seconds.
@@ -130,9 +126,9 @@ impl Experiment {
             dir = base.join(format!("{stamp}-{n}"));
             n += 1;
         }
-        fs_err::create_dir_all(dir.join("weights")).map_err(io)?;
+        fs_err::create_dir_all(dir.join("weights"))?;
         let doc = serde_json::json!({ "config": config, "dataset_version": dataset_version });
-        let text = serde_json::to_vec_pretty(&doc).map_err(|e| TrainError::Io(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&doc)?;
         write_atomic(&dir.join("config.json"), &text)?;
         write_atomic(&dir.join("metrics.json"), b"[]\n")?;
         Ok(Self {
@@ -144,9 +140,12 @@ impl Experiment {
     /// Open an existing experiment to resume it.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("metrics.json");
-        let text = fs_err::read_to_string(&path).map_err(io)?;
-        let records: Vec<EpochRecord> = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Io(format!("{}: {e}", path.display())))?;
+        let text = fs_err::read_to_string(&path)?;
+        let records: Vec<EpochRecord> =
+            serde_json::from_str(&text).map_err(|source| TrainError::ParseJson {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             records,
@@ -171,8 +170,7 @@ impl Experiment {
     /// Append an epoch and rewrite `metrics.json` atomically.
     pub fn append(&mut self, record: EpochRecord) -> Result<()> {
         self.records.push(record);
-        let text =
-            serde_json::to_vec_pretty(&self.records).map_err(|e| TrainError::Io(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&self.records)?;
         write_atomic(&self.dir.join("metrics.json"), &text)
     }
 
@@ -183,7 +181,7 @@ impl Experiment {
 
     /// Write `summary.json`.
     pub fn write_summary(&self, summary: &serde_json::Value) -> Result<()> {
-        let text = serde_json::to_vec_pretty(summary).map_err(|e| TrainError::Io(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(summary)?;
         write_atomic(&self.dir.join("summary.json"), &text)
     }
 }

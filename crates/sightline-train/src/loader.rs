@@ -9,6 +9,7 @@ use crate::augment::DetSample;
 use crate::augment::detect::{
     DetAugConfig, DetTargets, resize_long_side, to_targets, train_sample,
 };
+use crate::error::TrainError;
 use crate::rng::Rng;
 use image::RgbImage;
 use rayon::prelude::*;
@@ -17,24 +18,32 @@ use std::path::PathBuf;
 /// Decode image files to RGB in parallel (rayon), in input order, recognising the format from
 /// the content (dataset objects have no extension; JPEGs through libjpeg-turbo, as PIL);
 /// each failure names its file.
-pub fn decode_images(paths: &[PathBuf]) -> Vec<Result<RgbImage, String>> {
+pub fn decode_images(paths: &[PathBuf]) -> Vec<Result<RgbImage, TrainError>> {
     paths
         .par_iter()
-        .map(|p| sightline_imageio::load_rgb(p).map_err(|e| format!("{}: {e}", p.display())))
+        .map(|p| {
+            sightline_imageio::load_rgb(p).map_err(|source| TrainError::Decode {
+                path: p.clone(),
+                source,
+            })
+        })
         .collect()
 }
 
 /// Run `f` on a rayon pool of `workers` threads (0: rayon's default, one per core). Data
 /// loading, augmentation and the CPU backend's kernels all run on it. Results do not depend on
 /// the number of threads.
-pub fn with_workers<T: Send>(workers: usize, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+pub fn with_workers<T: Send>(
+    workers: usize,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, TrainError> {
     if workers == 0 {
         return Ok(f());
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| TrainError::ThreadPool { workers, source })?;
     Ok(pool.install(f))
 }
 

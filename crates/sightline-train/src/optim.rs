@@ -589,8 +589,11 @@ fn to_vec(t: &Tensor<1>) -> Result<Vec<f32>> {
         .map_err(|e| TrainError::Data(format!("{e:?}")))
 }
 
-fn state_io(path: &Path, message: impl std::fmt::Display) -> TrainError {
-    TrainError::Io(format!("{}: {message}", path.display()))
+fn state_io(path: &Path, source: impl Into<TrainError>) -> TrainError {
+    TrainError::State {
+        path: path.to_path_buf(),
+        source: Box::new(source.into()),
+    }
 }
 
 /// Serialises named f32 tensors plus string metadata as safetensors.
@@ -611,12 +614,18 @@ fn encode(
         .collect();
     let mut views = Vec::with_capacity(raw.len());
     for (name, bytes, shape) in &raw {
-        let view = TensorView::new(safetensors::Dtype::F32, (*shape).clone(), bytes)
-            .map_err(|e| TrainError::Data(format!("{name}: {e}")))?;
+        let view = TensorView::new(safetensors::Dtype::F32, (*shape).clone(), bytes).map_err(
+            |source| TrainError::Safetensors {
+                what: (*name).clone(),
+                source,
+            },
+        )?;
         views.push(((*name).clone(), view));
     }
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| TrainError::Data(format!("cannot serialise state: {e}")))
+    safetensors::serialize(views, Some(metadata)).map_err(|source| TrainError::Safetensors {
+        what: "cannot serialise state".into(),
+        source,
+    })
 }
 
 type Decoded = (

@@ -81,14 +81,17 @@ pub fn checkpoint_bytes(map: &TensorMap, meta: &[(&str, String)]) -> Result<Vec<
     for (name, shape, bytes) in &data {
         let view =
             safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map_err(|e| TrainError::Data(format!("{name}: {e}")))?;
+                .map_err(|source| TrainError::Safetensors {
+                    what: name.clone(),
+                    source,
+                })?;
         views.push((name.as_str(), view));
     }
     let md: HashMap<String, String> = meta
         .iter()
         .map(|(k, v)| ((*k).to_string(), v.clone()))
         .collect();
-    safetensors::serialize(views, Some(md)).map_err(|e| TrainError::Data(e.to_string()))
+    safetensors::serialize(views, Some(md)).map_err(TrainError::Serialize)
 }
 
 /// The `train_args` metadata value recording the training image size (`{"imgsz": N}`, the key
@@ -101,18 +104,13 @@ pub fn train_args_json(imgsz: u32) -> String {
 /// Write a YOLOv8-seg checkpoint (Ultralytics tensor names; class names and the training
 /// image size `imgsz` in the metadata).
 pub fn save_detector(model: &YoloV8Seg, names: &[String], imgsz: u32, path: &Path) -> Result<()> {
-    let map = model
-        .to_tensor_map()
-        .map_err(|e| TrainError::Io(e.to_string()))?;
+    let map = model.to_tensor_map().map_err(TrainError::Vision)?;
     let mut meta = vec![
         ("task", "segment".to_string()),
         ("train_args", train_args_json(imgsz)),
         ("nc", model.num_classes().to_string()),
         ("model_class", "SegmentationModel".to_string()),
-        (
-            "names",
-            serde_json::to_string(names).map_err(|e| TrainError::Io(e.to_string()))?,
-        ),
+        ("names", serde_json::to_string(names)?),
     ];
     if let Ok(cfg) = YoloV8SegConfig::infer(&map)
         && let Some(s) = cfg.scale
@@ -155,10 +153,15 @@ pub fn resume_detector(
             exp.dir().display()
         )));
     }
-    let map = TensorMap::from_safetensors_file(&last)
-        .map_err(|e| TrainError::Io(format!("{}: {e}", last.display())))?;
-    let model = YoloV8Seg::load(config, &map, device)
-        .map_err(|e| TrainError::Config(format!("{}: {e}", last.display())))?;
+    let map = TensorMap::from_safetensors_file(&last).map_err(|source| TrainError::Model {
+        path: last.clone(),
+        source,
+    })?;
+    let model =
+        YoloV8Seg::load(config, &map, device).map_err(|source| TrainError::ModelConfig {
+            path: last.clone(),
+            source,
+        })?;
     let mut opt = GroupedOptimizer::new(opt_cfg, &model);
     let model = opt.load_state(model, &optim_state_path(&last))?;
     let mut ema = ModelEma::new(&model);

@@ -144,7 +144,7 @@ pub fn validate_detector(
                 }
             }
             let pc: Vec<usize> = cands.iter().map(|c| c.class_id).collect();
-            let err = |e: sightline_eval::EvalError| TrainError::Data(e.to_string());
+            let err = TrainError::Eval;
             tp_box.extend(match_predictions(&pc, &t.classes, &iou_b, &th).map_err(err)?);
             tp_mask.extend(match_predictions(&pc, &t.classes, &iou_m, &th).map_err(err)?);
             conf.extend(cands.iter().map(|c| f64::from(c.score)));
@@ -152,7 +152,7 @@ pub fn validate_detector(
             tcls.extend(t.classes.iter().copied());
         }
     }
-    let err = |e: sightline_eval::EvalError| TrainError::Data(e.to_string());
+    let err = TrainError::Eval;
     let b = ap_per_class(&tp_box, &conf, &pcls, &tcls).map_err(err)?;
     let m = ap_per_class(&tp_mask, &conf, &pcls, &tcls).map_err(err)?;
     Ok(DetValMetrics {

@@ -13,9 +13,14 @@
 //! - [`evaluate`]: a checkpoint over an evaluation split → metrics (sightline-eval), the
 //!   `report.json` and `report.html` of sightline-report, and a recorded evaluation whose numbers
 //!   promotion gates read (`sightline evaluate`).
+//! - [`train`]: a manifest (or an experiment to resume) and a dataset version → an experiment
+//!   folder and its database record, with typed progress events ([`train::TrainEvent`]) and
+//!   the trainer's typed command line ([`train::TrainInvocation`]) (`sightline train`, the
+//!   server's training jobs).
 
 pub mod corrections;
 pub mod evaluate;
 pub mod ingest;
+pub mod train;
 
 pub use corrections::dataset_repo;

@@ -25,12 +25,13 @@ pub enum ClsInitError {
     #[error("a classifier needs at least one class")]
     NoClasses,
     /// The file could not be read as a checkpoint.
-    #[error("cannot read the starting weights {path}: {message}")]
+    #[error("cannot read the starting weights {}", path.display())]
     Read {
         /// The checkpoint.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: sightline_vision::VisionError,
     },
     /// The checkpoint holds another kind of model.
     #[error("{path} holds a segmentation model, not a MobileNetV3 classifier")]
@@ -39,12 +40,13 @@ pub enum ClsInitError {
         path: PathBuf,
     },
     /// The checkpoint is not a MobileNetV3 or does not fit the architecture.
-    #[error("{path} is not usable MobileNetV3 weights: {message}")]
+    #[error("{} is not usable MobileNetV3 weights", path.display())]
     Incompatible {
         /// The checkpoint.
         path: PathBuf,
         /// What does not fit (names the tensor where known).
-        message: String,
+        #[source]
+        source: sightline_vision::VisionError,
     },
     /// The checkpoint is the other variant than the one asked for.
     #[error("{path} holds {found}, but the run asks for {expected}")]
@@ -97,9 +99,9 @@ pub fn init_classifier(
         }
         ClsInit::Checkpoint(p) => p.as_path(),
     };
-    let ckpt = read_checkpoint(path).map_err(|e| ClsInitError::Read {
+    let ckpt = read_checkpoint(path).map_err(|source| ClsInitError::Read {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     if task_of(&ckpt) == Some(Task::Segment) {
         return Err(ClsInitError::NotAClassifier {
@@ -107,9 +109,9 @@ pub fn init_classifier(
         });
     }
     let weights = into_tensor_map(ckpt);
-    let incompatible = |e: sightline_vision::VisionError| ClsInitError::Incompatible {
+    let incompatible = |source: sightline_vision::VisionError| ClsInitError::Incompatible {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     };
     let stored = MobileNetV3Config::infer(&weights).map_err(incompatible)?;
     if let Some(v) = variant

@@ -157,8 +157,7 @@ fn decode_cache(samples: Vec<ClsSample>, max_short: u32) -> Result<Vec<(RgbImage
             ClsImage::Decoded(i) => i,
             ClsImage::Path(_) => decoded
                 .next()
-                .ok_or_else(|| TrainError::Io("decode cache out of step".into()))?
-                .map_err(TrainError::Io)?,
+                .ok_or_else(|| TrainError::Io("decode cache out of step".into()))??,
         };
         out.push((img, s.class));
     }
@@ -207,9 +206,7 @@ pub fn set_bn_momentum(model: &mut MobileNetV3, momentum: f64) {
 /// Writes the classifier's weights (torchvision names) with the training image size (the
 /// crop) as `train_args = {"imgsz": N}` in the metadata.
 fn save(model: &MobileNetV3, imgsz: u32, path: &std::path::Path) -> Result<()> {
-    let map = model
-        .to_tensor_map()
-        .map_err(|e| TrainError::Io(e.to_string()))?;
+    let map = model.to_tensor_map().map_err(TrainError::Vision)?;
     let bytes =
         crate::run::checkpoint_bytes(&map, &[("train_args", crate::run::train_args_json(imgsz))])?;
     write_atomic(path, &bytes)
@@ -266,8 +263,7 @@ pub fn validate_classifier(
                 .map(|r| r.iter().map(|v| f64::from(*v)).collect()),
         );
     }
-    let m =
-        classification_metrics(&probs, labels, 10).map_err(|e| TrainError::Data(e.to_string()))?;
+    let m = classification_metrics(&probs, labels, 10).map_err(TrainError::Eval)?;
     Ok(ClsValMetrics {
         loss: loss / labels.len().max(1) as f64,
         top1: m.top1,
@@ -342,7 +338,7 @@ pub fn train_classifier(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cfg.workers)
                 .build()
-                .map_err(|e| TrainError::Config(e.to_string()))?,
+                .map_err(TrainError::Pool)?,
         )
     } else {
         None

@@ -18,9 +18,83 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use sightline_datasets::DatasetError;
 use sightline_datasets::model::{Dataset, ImageRecord, Segmentation, Split};
 use sightline_train::augment::{DetSample, Instance};
+use sightline_train::error::TrainError;
+
+/// Why a dataset version cannot be trained on.
+#[derive(Debug, thiserror::Error)]
+pub enum SamplesError {
+    /// The version has no images.
+    #[error("the dataset version is empty: it has no images")]
+    Empty,
+    /// A detector needs instances.
+    #[error(
+        "the dataset version has no object instances (masks or polygons): a detector needs \
+         instance segmentation annotations (ingest COCO, VOC or YOLO segmentation data)"
+    )]
+    NoInstances,
+    /// No project label occurs as an instance label.
+    #[error(
+        "none of the project labels ({labels}) occurs as an object label in the dataset version \
+         (it has {found})"
+    )]
+    NoProjectInstances {
+        /// The project labels, comma-separated.
+        labels: String,
+        /// The instance labels of the version, comma-separated.
+        found: String,
+    },
+    /// An image of the annotations has no stored file.
+    #[error("image {file} is listed but not stored in the version")]
+    NotStored {
+        /// The image's file name.
+        file: String,
+    },
+    /// An image could not be decoded.
+    #[error("decoding {file}")]
+    Decode {
+        /// The image's file name.
+        file: String,
+        /// The decoder's error (it names the stored path).
+        #[source]
+        source: Box<TrainError>,
+    },
+    /// An RLE mask could not be traced to polygons.
+    #[error("tracing the mask of an object in {file}")]
+    TraceMask {
+        /// The image's file name.
+        file: String,
+        /// The codec's error.
+        #[source]
+        source: Box<DatasetError>,
+    },
+    /// Only boxes, no masks.
+    #[error(
+        "the dataset version has no object masks or polygons (only boxes): the detector \
+         learns instance segmentation"
+    )]
+    OnlyBoxes,
+    /// No detector training images.
+    #[error("the dataset version has no training images")]
+    NoTrainImages,
+    /// No detector validation images.
+    #[error("the dataset version has no validation images (it needs at least 2 images)")]
+    NoValImages,
+    /// A classifier needs image-level labels.
+    #[error(
+        "the dataset version has no image-level labels: a classifier needs them (ingest an \
+         image folder `<split>/<label>/*.jpg` with --format folder)"
+    )]
+    NoImageLabels,
+    /// No labelled classifier training images.
+    #[error("the dataset version has no labelled training images")]
+    NoLabelledTrain,
+    /// No labelled classifier validation images.
+    #[error("the dataset version has no labelled validation images (it needs at least 2)")]
+    NoLabelledVal,
+}
 
 /// Samples of one task with the notes to show the user.
 #[derive(Debug)]
@@ -105,10 +179,10 @@ pub fn detector_samples(
     ds: &Dataset,
     images: &BTreeMap<String, PathBuf>,
     labels: &[String],
-) -> anyhow::Result<Prepared<DetSample>> {
+) -> Result<Prepared<DetSample>, SamplesError> {
     let mut notes = Vec::new();
     if ds.images.is_empty() {
-        bail!("the dataset version is empty: it has no images");
+        return Err(SamplesError::Empty);
     }
     let instance_labels: BTreeSet<&str> = ds
         .images
@@ -117,10 +191,7 @@ pub fn detector_samples(
         .map(|x| x.label.as_str())
         .collect();
     if instance_labels.is_empty() {
-        bail!(
-            "the dataset version has no object instances (masks or polygons): a detector needs \
-             instance segmentation annotations (ingest COCO, VOC or YOLO segmentation data)"
-        );
+        return Err(SamplesError::NoInstances);
     }
     let names: Vec<String> = labels
         .iter()
@@ -128,12 +199,10 @@ pub fn detector_samples(
         .cloned()
         .collect();
     if names.is_empty() {
-        bail!(
-            "none of the project labels ({}) occurs as an object label in the dataset version \
-             (it has {})",
-            labels.join(", "),
-            instance_labels.into_iter().collect::<Vec<_>>().join(", ")
-        );
+        return Err(SamplesError::NoProjectInstances {
+            labels: labels.join(", "),
+            found: instance_labels.into_iter().collect::<Vec<_>>().join(", "),
+        });
     }
     unused_labels(ds, labels, &mut notes);
     let without: Vec<&str> = labels
@@ -151,23 +220,26 @@ pub fn detector_samples(
     let refs: Vec<&ImageRecord> = ds.images.iter().collect();
     let (train_idx, val_idx) = split(&refs, &mut notes);
     let (mut skipped_box, mut skipped_crowd, mut skipped_label, mut with_masks) = (0, 0, 0, 0);
-    let mut convert = |idx: &[usize]| -> anyhow::Result<Vec<DetSample>> {
+    let mut convert = |idx: &[usize]| -> Result<Vec<DetSample>, SamplesError> {
         let paths: Vec<PathBuf> = idx
             .iter()
             .map(|&i| {
-                images.get(&refs[i].file).cloned().with_context(|| {
-                    format!(
-                        "image {} is listed but not stored in the version",
-                        refs[i].file
-                    )
-                })
+                images
+                    .get(&refs[i].file)
+                    .cloned()
+                    .ok_or_else(|| SamplesError::NotStored {
+                        file: refs[i].file.clone(),
+                    })
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_, _>>()?;
         let decoded = sightline_train::loader::decode_images(&paths);
         let mut out = Vec::with_capacity(idx.len());
         for (&i, image) in idx.iter().zip(decoded) {
             let rec = refs[i];
-            let image = image.map_err(|e| anyhow::anyhow!("decoding {}: {e}", rec.file))?;
+            let image = image.map_err(|source| SamplesError::Decode {
+                file: rec.file.clone(),
+                source: Box::new(source),
+            })?;
             let mut instances = Vec::new();
             for inst in &rec.instances {
                 let Some(class) = names.iter().position(|n| *n == inst.label) else {
@@ -178,27 +250,29 @@ pub fn detector_samples(
                     skipped_crowd += 1;
                     continue;
                 }
-                let polygons: Vec<Vec<[f32; 2]>> =
-                    match &inst.segmentation {
-                        Some(Segmentation::Polygons { polygons }) => {
-                            polygons.iter().map(|p| points(p)).collect()
-                        }
-                        Some(Segmentation::Rle {
-                            height,
-                            width,
-                            counts,
-                        }) => sightline_datasets::mask_codec::counts_to_polygons(
-                            *height, *width, counts,
-                        )
-                        .with_context(|| format!("tracing the mask of an object in {}", rec.file))?
-                        .iter()
-                        .map(|p| points(p))
-                        .collect(),
-                        None => {
-                            skipped_box += 1;
-                            continue;
-                        }
-                    };
+                let polygons: Vec<Vec<[f32; 2]>> = match &inst.segmentation {
+                    Some(Segmentation::Polygons { polygons }) => {
+                        polygons.iter().map(|p| points(p)).collect()
+                    }
+                    Some(Segmentation::Rle {
+                        height,
+                        width,
+                        counts,
+                    }) => {
+                        sightline_datasets::mask_codec::counts_to_polygons(*height, *width, counts)
+                            .map_err(|source| SamplesError::TraceMask {
+                                file: rec.file.clone(),
+                                source: Box::new(source),
+                            })?
+                            .iter()
+                            .map(|p| points(p))
+                            .collect()
+                    }
+                    None => {
+                        skipped_box += 1;
+                        continue;
+                    }
+                };
                 let polygons: Vec<Vec<[f32; 2]>> =
                     polygons.into_iter().filter(|p| p.len() >= 3).collect();
                 if polygons.is_empty() {
@@ -215,10 +289,7 @@ pub fn detector_samples(
     let train = convert(&train_idx)?;
     let val = convert(&val_idx)?;
     if with_masks == 0 {
-        bail!(
-            "the dataset version has no object masks or polygons (only boxes): the detector \
-             learns instance segmentation"
-        );
+        return Err(SamplesError::OnlyBoxes);
     }
     if skipped_box > 0 {
         notes.push(format!(
@@ -234,10 +305,10 @@ pub fn detector_samples(
         ));
     }
     if train.is_empty() {
-        bail!("the dataset version has no training images");
+        return Err(SamplesError::NoTrainImages);
     }
     if val.is_empty() {
-        bail!("the dataset version has no validation images (it needs at least 2 images)");
+        return Err(SamplesError::NoValImages);
     }
     Ok(Prepared {
         names,
@@ -252,17 +323,14 @@ pub fn classifier_samples(
     ds: &Dataset,
     images: &BTreeMap<String, PathBuf>,
     labels: &[String],
-) -> anyhow::Result<Prepared<(PathBuf, usize)>> {
+) -> Result<Prepared<(PathBuf, usize)>, SamplesError> {
     let mut notes = Vec::new();
     if ds.images.is_empty() {
-        bail!("the dataset version is empty: it has no images");
+        return Err(SamplesError::Empty);
     }
     let labelled: Vec<&ImageRecord> = ds.images.iter().filter(|i| i.label.is_some()).collect();
     if labelled.is_empty() {
-        bail!(
-            "the dataset version has no image-level labels: a classifier needs them (ingest an \
-             image folder `<split>/<label>/*.jpg` with --format folder)"
-        );
+        return Err(SamplesError::NoImageLabels);
     }
     unused_labels(ds, labels, &mut notes);
     let unlabelled = ds.images.len() - labelled.len();
@@ -273,7 +341,7 @@ pub fn classifier_samples(
     }
     let (train_idx, val_idx) = split(&labelled, &mut notes);
     let mut outside = 0;
-    let mut pick = |idx: &[usize]| -> anyhow::Result<Vec<(PathBuf, usize)>> {
+    let mut pick = |idx: &[usize]| -> Result<Vec<(PathBuf, usize)>, SamplesError> {
         let mut out = Vec::new();
         for &i in idx {
             let rec = labelled[i];
@@ -285,9 +353,12 @@ pub fn classifier_samples(
                 outside += 1;
                 continue;
             };
-            let path = images.get(&rec.file).cloned().with_context(|| {
-                format!("image {} is listed but not stored in the version", rec.file)
-            })?;
+            let path = images
+                .get(&rec.file)
+                .cloned()
+                .ok_or_else(|| SamplesError::NotStored {
+                    file: rec.file.clone(),
+                })?;
             out.push((path, class));
         }
         Ok(out)
@@ -300,10 +371,10 @@ pub fn classifier_samples(
         ));
     }
     if train.is_empty() {
-        bail!("the dataset version has no labelled training images");
+        return Err(SamplesError::NoLabelledTrain);
     }
     if val.is_empty() {
-        bail!("the dataset version has no labelled validation images (it needs at least 2)");
+        return Err(SamplesError::NoLabelledVal);
     }
     Ok(Prepared {
         names: labels.to_vec(),

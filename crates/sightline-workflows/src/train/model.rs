@@ -1,5 +1,5 @@
-//! The pipelines behind `sightline train`: model and optimiser set-up from the resolved
-//! configuration, then the training crate's loop.
+//! Model and optimiser set-up from the resolved configuration, then the training crate's loop;
+//! the Burn records written after a run.
 //!
 //! Optimiser (as Ultralytics): nominal batch 64, gradients accumulated over
 //! `max(round(64 / batch), 1)` batches, weight decay scaled by `batch · accumulate / 64`;
@@ -7,7 +7,6 @@
 //! AdamW with `lr = 0.002 · 5 / (4 + classes)` (see `sightline_train::optim::auto_optimizer`).
 //! Global gradient-norm clipping at 10.
 
-use anyhow::{Context as _, bail};
 use sightline_core::manifest::{Hyperparameters, ModelName, Optimizer, Task, YoloScale};
 use sightline_train::augment::DetSample;
 use sightline_train::augment::classify::ClsAugConfig;
@@ -24,10 +23,11 @@ use sightline_vision::weights::TensorMap;
 use sightline_vision::yolo::YoloV8SegConfig;
 use std::path::PathBuf;
 
-use super::{Ended, Plan, Resolved, data};
+use super::error::RunError;
+use super::{Ended, Resolved, TrainObserver, data};
 
 /// Prepared samples of either task.
-pub(crate) enum Prepared {
+pub enum Prepared {
     /// Detector samples.
     Det(data::Prepared<DetSample>),
     /// Classifier samples (image path, class id).
@@ -35,25 +35,29 @@ pub(crate) enum Prepared {
 }
 
 impl Prepared {
-    pub(crate) fn notes(&self) -> &[String] {
+    /// Warnings and conversion notes.
+    pub fn notes(&self) -> &[String] {
         match self {
             Prepared::Det(p) => &p.notes,
             Prepared::Cls(p) => &p.notes,
         }
     }
-    pub(crate) fn names(&self) -> &[String] {
+    /// Class names by class id.
+    pub fn names(&self) -> &[String] {
         match self {
             Prepared::Det(p) => &p.names,
             Prepared::Cls(p) => &p.names,
         }
     }
-    pub(crate) fn train_len(&self) -> usize {
+    /// Training samples.
+    pub fn train_len(&self) -> usize {
         match self {
             Prepared::Det(p) => p.train.len(),
             Prepared::Cls(p) => p.train.len(),
         }
     }
-    pub(crate) fn val_len(&self) -> usize {
+    /// Validation samples.
+    pub fn val_len(&self) -> usize {
         match self {
             Prepared::Det(p) => p.val.len(),
             Prepared::Cls(p) => p.val.len(),
@@ -90,10 +94,10 @@ pub(crate) fn optim_config(
 }
 
 /// The resolved optimiser, for `config.json`.
-pub(crate) fn optimizer_summary(plan: &Plan, prepared: &Prepared) -> serde_json::Value {
-    let h = &plan.resolved.hyperparameters;
+pub(crate) fn optimizer_summary(resolved: &Resolved, prepared: &Prepared) -> serde_json::Value {
+    let h = &resolved.hyperparameters;
     let (nc, n) = (prepared.names().len(), prepared.train_len());
-    let (kind, lr0, momentum, weight_decay, clip) = match plan.task {
+    let (kind, lr0, momentum, weight_decay, clip) = match resolved.task {
         Task::Segment => {
             let c = optim_config(h, nc, n);
             (c.kind, c.lr0, c.momentum, c.weight_decay, c.max_grad_norm)
@@ -190,8 +194,9 @@ pub(crate) fn train(
     mut exp: Experiment,
     resuming: bool,
     control: &TrainControl,
+    observer: &dyn TrainObserver,
     on_epoch: impl FnMut(&EpochRecord),
-) -> anyhow::Result<Ended> {
+) -> Result<Ended, RunError> {
     let h = &resolved.hyperparameters;
     let backend: BackendKind = resolved.device.parse()?;
     let device = backend.device()?.autodiff();
@@ -203,10 +208,10 @@ pub(crate) fn train(
             let (model, mut opt, ema) = if resuming {
                 let last = exp.weights_path("last");
                 let map = TensorMap::from_safetensors_file(&last)
-                    .with_context(|| format!("reading {}", last.display()))?;
+                    .map_err(|e| RunError::ReadWeights(last.clone(), e))?;
                 let cfg = YoloV8SegConfig::infer(&map)?;
                 let (m, o, e) = resume_detector(&exp, &cfg, opt_cfg, &device)?;
-                eprintln!("resuming at epoch {}", exp.next_epoch() + 1);
+                observer.note(&format!("resuming at epoch {}", exp.next_epoch() + 1));
                 (m, o, Some(e))
             } else {
                 let start = match &resolved.weights_file {
@@ -215,10 +220,10 @@ pub(crate) fn train(
                         if let Some(t) = sightline_vision::checkpoint::task_of(&ckpt)
                             && t != sightline_vision::checkpoint::Task::Segment
                         {
-                            bail!(
-                                "{} holds a {t:?} model, not a YOLOv8-seg detector",
-                                f.display()
-                            );
+                            return Err(RunError::NotADetector {
+                                path: f.clone(),
+                                task: format!("{t:?}"),
+                            });
                         }
                         Some(sightline_vision::checkpoint::into_tensor_map(ckpt))
                     }
@@ -234,14 +239,14 @@ pub(crate) fn train(
                 let (model, t) =
                     sightline_train::detector::start_detector(&cfg, start.as_ref(), &device)?;
                 if let Some(f) = &resolved.weights_file {
-                    eprintln!(
+                    observer.note(&format!(
                         "yolov8{}-seg from {}: {} of {} tensors loaded, {} re-initialised",
                         scale.letter(),
                         f.display(),
                         t.loaded,
                         t.total,
                         t.reinitialised.len()
-                    );
+                    ));
                 }
                 let opt = GroupedOptimizer::new(opt_cfg, &model);
                 (model, opt, None)
@@ -270,10 +275,10 @@ pub(crate) fn train(
             };
             let start = init_classifier(Some(variant), nc, &from, &device)?;
             if let Some((theirs, ours)) = start.head_replaced {
-                eprintln!(
+                observer.note(&format!(
                     "classifier head re-initialised: the starting weights have {theirs} classes, \
                      this run {ours}"
-                );
+                ));
             }
             let run = cls_run_config(h, p.train.len(), nc);
             let mut opt = run.optimizer(&start.model);
@@ -315,7 +320,7 @@ pub(crate) fn train(
                 best_fitness: best.best_fitness,
             })
         }
-        _ => bail!("internal error: prepared data of another task"),
+        _ => Err(RunError::TaskMismatch),
     }
 }
 
@@ -325,7 +330,7 @@ pub(crate) fn save_records(
     task: Task,
     exp: &Experiment,
     names: &[String],
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, RunError> {
     use sightline_vision::backend::Device;
     use sightline_vision::mobilenet::{MobileNetV3, MobileNetV3Config};
     use sightline_vision::record;
@@ -339,7 +344,7 @@ pub(crate) fn save_records(
         }
         let to = from.with_extension(record::EXTENSION);
         let map = TensorMap::from_safetensors_file(&from)
-            .with_context(|| format!("reading {}", from.display()))?;
+            .map_err(|e| RunError::ReadWeights(from.clone(), e))?;
         // The training size the safetensors checkpoint records goes into the record too.
         let imgsz = sightline_vision::checkpoint::read_checkpoint(&from)
             .ok()
