@@ -22,7 +22,7 @@ fn main() {
          pub(crate) static ASSETS: &[(&str, &[u8], &str)] = &[\n",
     );
     for (rel, abs) in &files {
-        let bytes = std::fs::read(abs).expect("readable frontend file");
+        let bytes = fs_err::read(abs).expect("readable frontend file");
         let _ = writeln!(
             out,
             "    ({rel:?}, include_bytes!({:?}), \"\\\"{:016x}\\\"\"),",
@@ -32,12 +32,12 @@ fn main() {
     }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
-    std::fs::write(dest.join("ui_assets.rs"), out).expect("writable OUT_DIR");
+    fs_err::write(dest.join("ui_assets.rs"), out).expect("writable OUT_DIR");
 }
 
 /// Files under `dir` (skipping hidden entries and `node_modules`), as (`a/b.js`, absolute path).
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs_err::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {

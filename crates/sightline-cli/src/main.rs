@@ -89,7 +89,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", sightline_core::error_chain(err.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

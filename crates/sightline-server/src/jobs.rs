@@ -34,7 +34,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -47,7 +47,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Engineer, Viewer};
 use crate::error::ApiError;
 
 /// Lines of the trainer's stderr kept with a job.
@@ -547,7 +547,7 @@ impl Jobs {
                     && (first || force)
                 {
                     signal(pid, force).map_err(|e| {
-                        ApiError::Internal(format!("cannot signal the trainer (pid {pid}): {e}"))
+                        ApiError::internal(format!("cannot signal the trainer (pid {pid})"), e)
                     })?;
                 }
             }
@@ -941,10 +941,9 @@ fn trainer_invocation(
 pub async fn start_experiment(
     State(state): State<AppState>,
     Path(project): Path<String>,
-    headers: HeaderMap,
+    _caller: Engineer,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.tokens().authorize(&headers, Role::Engineer)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
             "send a JSON body such as {\"task\": \"classifier\", \"epochs\": 10}".into(),
@@ -1002,7 +1001,7 @@ pub async fn start_experiment(
     let manifest_file = dir.join("config.yaml");
     fs_err::create_dir_all(&dir)
         .and_then(|()| fs_err::write(&manifest_file, p.manifest_yaml.as_bytes()))
-        .map_err(|e| ApiError::Internal(format!("cannot prepare the job folder: {e}")))?;
+        .map_err(|e| ApiError::internal("cannot prepare the job folder", e))?;
     let mut env: Vec<(String, String)> = vec![
         ("SIGHTLINE_ARTIFACTS_BACKEND".into(), "local".into()),
         (
@@ -1043,7 +1042,7 @@ pub async fn start_experiment(
     };
     state.jobs().submit(job.clone(), launch)?;
     let location = HeaderValue::from_str(&format!("/jobs/{id}"))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal("the job's Location header", e))?;
     let current = state.jobs().get(&id).unwrap_or(job);
     Ok((
         StatusCode::ACCEPTED,
@@ -1068,9 +1067,8 @@ pub struct JobsQuery {
 pub async fn list_jobs(
     State(state): State<AppState>,
     Query(q): Query<JobsQuery>,
-    headers: HeaderMap,
+    _caller: Viewer,
 ) -> Result<Response, ApiError> {
-    state.tokens().authorize(&headers, Role::Viewer)?;
     Ok(Json(state.jobs().list(q.project.as_deref())).into_response())
 }
 
@@ -1081,9 +1079,8 @@ pub async fn list_jobs(
 pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _caller: Viewer,
 ) -> Result<Response, ApiError> {
-    state.tokens().authorize(&headers, Role::Viewer)?;
     let job = state
         .jobs()
         .get(&id)
@@ -1112,9 +1109,8 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<CancelQuery>,
-    headers: HeaderMap,
+    Engineer(caller): Engineer,
 ) -> Result<Response, ApiError> {
-    let caller = state.tokens().authorize(&headers, Role::Engineer)?;
     let job = state
         .jobs()
         .cancel(&id, q.force, &format!("cancelled by {}", caller.name))?;

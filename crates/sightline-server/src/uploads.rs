@@ -284,7 +284,7 @@ impl Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         self.file = None;
-        let _ = std::fs::remove_file(&self.path);
+        let _ = fs_err::remove_file(&self.path);
     }
 }
 

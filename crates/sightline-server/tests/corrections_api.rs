@@ -194,8 +194,8 @@ fn ids(v: &Value) -> Vec<String> {
 fn ingest_v1(home: &Path) -> String {
     let repo = sightline_workflows::dataset_repo(home, "line_a").unwrap();
     let src = home.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a.png"), png(200, 16, 16)).unwrap();
+    fs_err::create_dir_all(&src).unwrap();
+    fs_err::write(src.join("a.png"), png(200, 16, 16)).unwrap();
     let mut rec = sightline_datasets::ImageRecord::new("a.png", 16, 16);
     rec.label = Some("ok".into());
     let (v, _) = repo

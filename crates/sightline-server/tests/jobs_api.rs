@@ -247,7 +247,7 @@ async fn scenario(t: TestDb) {
     assert!(v["finished_at"].is_string());
     // the job folder holds the project's stored manifest, nothing else from the request
     assert_eq!(
-        std::fs::read_to_string(home.join("jobs").join(&id).join("config.yaml")).unwrap(),
+        fs_err::read_to_string(home.join("jobs").join(&id).join("config.yaml")).unwrap(),
         MANIFEST
     );
     let (s, v) = post(&missing, &format!("/jobs/{id}/cancel"), ENG, "").await;
@@ -257,13 +257,13 @@ async fn scenario(t: TestDb) {
     #[cfg(unix)]
     {
         let script = tmp.path().join("bad-trainer.sh");
-        std::fs::write(
+        fs_err::write(
             &script,
             "#!/bin/sh\necho \"$@\" >&2\necho 'error: out of luck' >&2\nexit 3\n",
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bad = state(&t, &home, Some(script));
         let (s, v) = post(
             &bad,
@@ -300,8 +300,8 @@ async fn scenario(t: TestDb) {
         // running one by SIGINT (this stand-in dies of it; the real trainer's clean stop is
         // tested in the sightline binary tests)
         let slow = tmp.path().join("slow-trainer.sh");
-        std::fs::write(&slow, "#!/bin/sh\nexec sleep 60\n").unwrap();
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+        fs_err::write(&slow, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        fs_err::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
         let st = state(&t, &home, Some(slow));
         let (_, a) = post(&st, EP, ENG, body).await;
         let (_, b) = post(&st, EP, ENG, body).await;

@@ -279,7 +279,7 @@ async fn scenario(t: TestDb) {
 
     // Baseline from the production model's latest evaluation.
     let ckpt = tmp.path().join("w.bin");
-    std::fs::write(&ckpt, b"weights").unwrap();
+    fs_err::write(&ckpt, b"weights").unwrap();
     let manifest = sightline_core::Manifest::parse(MANIFEST, "m.yaml").unwrap();
     let model = registry
         .register(RegisterRequest {

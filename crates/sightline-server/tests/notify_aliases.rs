@@ -60,7 +60,7 @@ struct TagLoader;
 impl ModelLoader for TagLoader {
     fn load(&self, bundle: &Bundle) -> Result<Arc<dyn InspectModel>, InferError> {
         let bytes =
-            std::fs::read(bundle.weights_path()).map_err(|e| InferError::Load(e.to_string()))?;
+            fs_err::read(bundle.weights_path()).map_err(|e| InferError::Load(e.to_string()))?;
         let probs: Vec<f32> =
             serde_json::from_slice(&bytes).map_err(|e| InferError::Load(e.to_string()))?;
         Ok(Arc::new(TagModel {
@@ -72,7 +72,7 @@ impl ModelLoader for TagLoader {
 
 async fn register(registry: &Registry, dir: &Path, n: usize) -> ModelVersion {
     let ckpt = dir.join(format!("w{n}.json"));
-    std::fs::write(&ckpt, format!("[0.{n}, 0.5]")).unwrap();
+    fs_err::write(&ckpt, format!("[0.{n}, 0.5]")).unwrap();
     registry
         .register(RegisterRequest {
             manifest: Manifest::parse(MANIFEST, "m.yaml").unwrap(),

@@ -83,7 +83,7 @@ struct FixedLoader {
 
 impl ModelLoader for FixedLoader {
     fn load(&self, bundle: &Bundle) -> Result<Arc<dyn InspectModel>, InferError> {
-        let v: Value = serde_json::from_slice(&std::fs::read(bundle.weights_path()).unwrap())
+        let v: Value = serde_json::from_slice(&fs_err::read(bundle.weights_path()).unwrap())
             .map_err(|e| InferError::Load(e.to_string()))?;
         Ok(Arc::new(FixedModel {
             labels: bundle.manifest.labels.clone(),
@@ -181,7 +181,7 @@ impl Harness {
             "w{}.json",
             probs.iter().map(|p| p.to_string()).collect::<String>()
         ));
-        std::fs::write(
+        fs_err::write(
             &f,
             serde_json::json!({"probs": probs, "delay_ms": delay_ms}).to_string(),
         )
@@ -464,7 +464,7 @@ async fn api_errors_auth_hot_swap_and_history(t: TestDb) {
     // A deployment that fails (tampered bundle) keeps the old model serving and is reported.
     let v3 = h.fixed_version([0.2, 0.2, 0.3, 0.3], 0).await;
     let bundle = h.registry.open_bundle(&v3).unwrap();
-    std::fs::write(bundle.weights_path(), b"{\"probs\": [1, 0, 0, 0]}xx").unwrap();
+    fs_err::write(bundle.weights_path(), b"{\"probs\": [1, 0, 0, 0]}xx").unwrap();
     let (s, _) = h.call(post_json("/aliases", serde_json::json!({"project": "widget_line_a", "task": "classify", "alias": "production", "version": 3, "force": true}), eng)).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "force needs admin");
     let (s, v) = h.call(post_json("/aliases", serde_json::json!({"project": "widget_line_a", "task": "classify", "alias": "production", "version": 3, "force": true}), Some("admin-secret-1"))).await;
@@ -538,7 +538,7 @@ async fn api_errors_auth_hot_swap_and_history(t: TestDb) {
         .join("artifacts")
         .join(item["image_path"].as_str().unwrap());
     assert_eq!(
-        std::fs::read(path).unwrap(),
+        fs_err::read(path).unwrap(),
         png_bytes(20, 10),
         "image stored by content hash"
     );
@@ -603,7 +603,7 @@ async fn real_models_inspect_fixture_image() {
     sightline_server::reconcile(&h.state).await.unwrap();
     h.wait_serving(Task::Segment, det.id).await;
     h.wait_serving(Task::Classify, cls.id).await;
-    let bytes = std::fs::read(fx.join("images/val_00000.jpg")).unwrap();
+    let bytes = fs_err::read(fx.join("images/val_00000.jpg")).unwrap();
     let req = Request::post("/projects/widget_line_a/inspect")
         .header("content-type", "image/jpeg")
         .body(Body::from(bytes))
@@ -611,7 +611,7 @@ async fn real_models_inspect_fixture_image() {
     let (s, v) = h.call(req).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let expected: Value =
-        serde_json::from_slice(&std::fs::read(fx.join("expected/yolo/predictions.json")).unwrap())
+        serde_json::from_slice(&fs_err::read(fx.join("expected/yolo/predictions.json")).unwrap())
             .unwrap();
     let exp_n = expected.to_string().matches("val_00000").count();
     assert!(exp_n >= 1, "fixture predictions name the image");

@@ -197,7 +197,7 @@ fn multipart(fields: &[(&str, &str)], archive: &[u8], file_name: &str) -> (Strin
 /// Files left in a folder tree (none may remain in the upload/work area after a request).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
+    if let Ok(rd) = fs_err::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -505,8 +505,8 @@ async fn insert_experiment(h: &H, id: &str, dataset: &str, status: Option<&str>)
 
 fn write_weights(h: &H, id: &str, name: &str) {
     let dir = h.artifacts.join("experiments").join(id).join("weights");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(&dir).unwrap();
+    fs_err::write(
         dir.join(format!("{name}.safetensors")),
         format!("weights of {id}"),
     )

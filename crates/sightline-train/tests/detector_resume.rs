@@ -145,7 +145,7 @@ fn stop_keeps_last_epoch_and_resume_matches_an_uninterrupted_run() {
     );
     assert!(exp.weights_path("last").exists() && exp.weights_path("best").exists());
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(part.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(part.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "stopped");
     assert_eq!(summary["epochs_completed"], 1);
 

@@ -113,14 +113,7 @@ pub enum IngestError {
 impl IngestError {
     /// The message with every cause, `: `-separated (for API responses).
     pub fn full_message(&self) -> String {
-        let mut s = self.to_string();
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
-        while let Some(e) = cur {
-            s.push_str(": ");
-            s.push_str(&e.to_string());
-            cur = e.source();
-        }
-        s
+        sightline_core::error_chain(self)
     }
 
     /// Whether the request (the data or the options) is at fault, not the server.

@@ -149,8 +149,8 @@ async fn scenario(db: &Db, tmp: &Path) {
     // Version 1: one image, ingested the way the CLI does.
     let repo = sightline_workflows::dataset_repo(&home, "line_a").unwrap();
     let src = tmp.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a.png"), png(9)).unwrap();
+    fs_err::create_dir_all(&src).unwrap();
+    fs_err::write(src.join("a.png"), png(9)).unwrap();
     let mut rec = ImageRecord::new("a.png", 32, 24);
     rec.label = Some("ok".into());
     let (v1, _) = repo
@@ -244,7 +244,7 @@ async fn scenario(db: &Db, tmp: &Path) {
     // The stored image is the logged one, byte for byte.
     let paths = repo.image_paths(&out.version.id).unwrap();
     assert_eq!(
-        std::fs::read(&paths["corrections/req-relabel.png"]).unwrap(),
+        fs_err::read(&paths["corrections/req-relabel.png"]).unwrap(),
         png(2)
     );
     // Recorded in the database with its parent; corrections stamped.

@@ -163,7 +163,7 @@ fn imgsz_notice(size: &str, source: ImgszSource, task: Task) -> String {
 
 fn create_overlay_dir(args: &Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.save_overlay {
-        std::fs::create_dir_all(dir)
+        fs_err::create_dir_all(dir)
             .with_context(|| format!("cannot create overlay directory {}", dir.display()))?;
     }
     Ok(())

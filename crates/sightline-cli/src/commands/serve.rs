@@ -59,7 +59,7 @@ pub struct Args {
 pub async fn run(args: Args, ctx: &Ctx) -> anyhow::Result<()> {
     let database_url = ctx.settings.database_url.clone();
     let (artifacts, bundles) = ctx.bundle_store()?;
-    std::fs::create_dir_all(&artifacts)
+    fs_err::create_dir_all(&artifacts)
         .with_context(|| format!("cannot create the artifact folder {}", artifacts.display()))?;
     let runtime = InferenceRuntime::resolve(ctx, &args.runtime)?;
     runtime.notice();
