@@ -554,41 +554,11 @@ impl ExternalNetwork for OrtNetwork {
     }
 }
 
-/// An error and its causes on one line (`a: b: c`); a cause whose text the line already holds
-/// (as in `#[error("...: {source}")]`) is not repeated: the rule of `sightline_core::error_chain`
-/// (this crate reaches `sightline-core` only through `sightline-vision`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use sightline_core::error_chain;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer: {0}")]
-    struct Shows(#[source] std::io::Error);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Hides(#[source] std::io::Error);
-
-    #[test]
-    fn error_chain_names_each_cause_once() {
-        let io = || std::io::Error::other("disk on fire");
-        assert_eq!(error_chain(&Shows(io())), "outer: disk on fire");
-        assert_eq!(error_chain(&Hides(io())), "outer: disk on fire");
-    }
 
     #[test]
     fn preferences_and_providers_parse() {

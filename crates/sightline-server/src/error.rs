@@ -9,6 +9,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sightline_core::error_chain;
 
 use crate::engine::EngineError;
 
@@ -214,22 +215,6 @@ impl From<sightline_db::DbError> for ApiError {
             | D::Corrupt(_) => ApiError::internal("database error", e),
         }
     }
-}
-
-/// `e` and each of its sources, joined by `: ` (a source whose text the message already
-/// holds, as in `#[error("...: {source}")]`, is not repeated).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

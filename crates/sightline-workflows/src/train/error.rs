@@ -249,16 +249,3 @@ pub enum RunError {
     #[error("internal error: prepared data of another task")]
     TaskMismatch,
 }
-
-/// The error and its causes as one line, `error: cause: cause…` (what `anyhow`'s `{:#}`
-/// prints): the text recorded as a failed experiment's `error`.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sightline_core::Task;
 use sightline_core::manifest::{Hyperparameters, ModelName};
 
-pub use error::{RunError, TrainWorkflowError, chain};
+pub use error::{RunError, TrainWorkflowError};
 pub use events::{BatchEvent, DoneEvent, DoneWeights, EpochEvent, Losses, StartEvent, TrainEvent};
 pub use invocation::{TrainInvocation, subcommand};
 pub use plan::plan;

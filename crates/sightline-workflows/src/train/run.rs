@@ -9,11 +9,12 @@ use sightline_db::experiments as dbx;
 use sightline_train::control::TrainControl;
 use sightline_train::experiment::{EpochRecord, Experiment};
 
-use super::error::{RunError, TrainWorkflowError as E, chain};
+use super::error::{RunError, TrainWorkflowError as E};
 use super::events::{BatchEvent, DoneEvent, DoneWeights, EpochEvent, StartEvent, TrainEvent};
 use super::model::{self, Prepared};
 use super::plan::{exp_id, repo};
 use super::{Ended, ExperimentRecorder, TrainEnd, TrainObserver, TrainOutcome, TrainPlan, data};
+use sightline_core::error_chain as chain;
 
 /// Runs a planned run to its end on the caller's Tokio runtime (the data preparation and the
 /// loop run on blocking threads). `control` stops the loop after the current batch (the
