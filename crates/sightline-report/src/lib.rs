@@ -231,6 +231,32 @@ pub struct OperatingSection {
     pub rules: Vec<RuleResult>,
 }
 
+impl OperatingSection {
+    /// The section of image-level metrics `il` at the operating point, with the per-class rows
+    /// (detectors; empty for classifiers) and the business-rule outcomes.
+    pub fn new(
+        per_class: Vec<ThresholdRow>,
+        il: &sightline_eval::operating::ImageLevelMetrics,
+        rules: Vec<RuleResult>,
+    ) -> Self {
+        let c = &il.confusion;
+        Self {
+            per_class,
+            images: il.images,
+            ok_ng_confusion: [
+                [c.ok_as_ok, c.ok_as_ng, c.ok_as_unknown],
+                [c.ng_as_ok, c.ng_as_ng, c.ng_as_unknown],
+            ],
+            ng_rate: il.ng_rate,
+            unknown_rate: il.unknown_rate,
+            accuracy: il.accuracy,
+            escape_rate: il.escape_rate,
+            overkill_rate: il.overkill_rate,
+            rules,
+        }
+    }
+}
+
 /// Everything one evaluation produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {

@@ -228,7 +228,6 @@ pub(crate) fn evaluate(
             &labels[*t],
         )?);
     }
-    let c = &il.confusion;
     let report = Report {
         model: format!("{}-{}", manifest.project, "classifier"),
         task: sightline_core::Task::Classify,
@@ -264,20 +263,7 @@ pub(crate) fn evaluate(
             confusion: m.confusion.clone(),
             reliability: m.reliability.clone(),
         }),
-        operating: Some(OperatingSection {
-            per_class: Vec::new(),
-            images: il.images,
-            ok_ng_confusion: [
-                [c.ok_as_ok, c.ok_as_ng, c.ok_as_unknown],
-                [c.ng_as_ok, c.ng_as_ng, c.ng_as_unknown],
-            ],
-            ng_rate: il.ng_rate,
-            unknown_rate: il.unknown_rate,
-            accuracy: il.accuracy,
-            escape_rate: il.escape_rate,
-            overkill_rate: il.overkill_rate,
-            rules,
-        }),
+        operating: Some(OperatingSection::new(Vec::new(), &il, rules)),
         gallery: items,
     };
     Ok(Evaluation {

@@ -567,7 +567,6 @@ pub(crate) fn evaluate(
     let confusion = instance_confusion(&imgs, &thr, nc);
     let items = worst_mistakes(&imgs, &thr, &classes, opts.gallery)?;
 
-    let c = &il.confusion;
     let report = Report {
         model: format!("{}-detector", manifest.project),
         task: sightline_core::Task::Segment,
@@ -600,9 +599,8 @@ pub(crate) fn evaluate(
             confusion,
         }),
         classification: None,
-        operating: Some(OperatingSection {
-            per_class: at
-                .iter()
+        operating: Some(OperatingSection::new(
+            at.iter()
                 .zip(&sweep)
                 .enumerate()
                 .map(|(k, (p, s))| ThresholdRow {
@@ -611,18 +609,9 @@ pub(crate) fn evaluate(
                     suggested_threshold: s.suggested.map(|x| x.threshold),
                 })
                 .collect(),
-            images: il.images,
-            ok_ng_confusion: [
-                [c.ok_as_ok, c.ok_as_ng, c.ok_as_unknown],
-                [c.ng_as_ok, c.ng_as_ng, c.ng_as_unknown],
-            ],
-            ng_rate: il.ng_rate,
-            unknown_rate: il.unknown_rate,
-            accuracy: il.accuracy,
-            escape_rate: il.escape_rate,
-            overkill_rate: il.overkill_rate,
+            &il,
             rules,
-        }),
+        )),
         gallery: items,
     };
     Ok(Evaluation {
